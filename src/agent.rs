@@ -1,0 +1,107 @@
+//! The event loop: collectors in, change sets out.
+//!
+//! One task on one thread owns the [`State`]. It waits for the next
+//! collector event, then drains every event that is already waiting (up to
+//! [`MAX_BATCH`]) before it computes the change set, so that a burst of
+//! kernel events becomes a few change sets instead of thousands, and
+//! changes that cancel out within a burst are never published.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::io;
+use std::time::Duration;
+
+use futures::stream::{self, StreamExt};
+use futures::FutureExt;
+
+use crate::collectors::EventStream;
+use crate::publishers::Publisher;
+use crate::service;
+use crate::state::State;
+
+/// Most events folded into one change set: bounds the latency of a change
+/// behind a burst.
+pub const MAX_BATCH: usize = 4096;
+
+/// How long a stopping agent waits for the publisher to finish what it was
+/// given; past this the agent exits anyway (what is in xenstore stays
+/// consistent: change sets are written in transactions).
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// Run until `shutdown` resolves or, in `--oneshot` mode, until every
+/// collector ended; then flush the publisher.
+///
+/// The only error is a publisher that cannot publish at all (standard
+/// output closed); everything transient is handled below this level.
+pub async fn run(
+    collectors: Vec<EventStream>,
+    publisher: &mut Publisher,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    // Collectors that have not delivered their initial state yet: the first
+    // complete publication (readiness) waits for all of them.
+    let mut waiting: BTreeSet<usize> = (0..collectors.len()).collect();
+    let mut events = stream::select_all(
+        collectors
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| s.map(move |e| (i, e))),
+    );
+    let mut state = State::new();
+    let mut ready = false;
+    let mut shutdown = std::pin::pin!(shutdown);
+
+    loop {
+        let first = tokio::select! {
+            _ = &mut shutdown => {
+                log::info!("stopping");
+                break;
+            }
+            next = events.next() => next,
+        };
+        let Some(first) = first else {
+            break; // every collector ended: --oneshot
+        };
+        let mut next = Some(first);
+        let mut batch = 0;
+        while let Some((source, event)) = next.take() {
+            log::trace!("event from collector {source}: {event:?}");
+            waiting.remove(&source);
+            state.apply(event);
+            batch += 1;
+            if batch < MAX_BATCH {
+                // Already waiting events only; `Some(None)` means all ended.
+                next = events.next().now_or_never().flatten();
+            }
+        }
+        publish(&mut state, publisher)?;
+        if !ready && waiting.is_empty() {
+            publisher.flush().await?;
+            ready = true;
+            log::info!("first complete publication done");
+            service::notify_ready();
+        }
+    }
+
+    publish(&mut state, publisher)?;
+    match tokio::time::timeout(STOP_GRACE, publisher.flush()).await {
+        Ok(r) => r,
+        Err(_) => {
+            log::warn!("publisher did not finish within {STOP_GRACE:?}; exiting anyway");
+            Ok(())
+        }
+    }
+}
+
+/// Hand the pending changes, if any, to the publisher.
+fn publish(state: &mut State, publisher: &mut Publisher) -> io::Result<()> {
+    if !state.is_dirty() {
+        return Ok(());
+    }
+    let changes = state.take_changes();
+    if changes.is_empty() {
+        return Ok(());
+    }
+    log::debug!("publishing {} changes", changes.len());
+    publisher.publish(state.current(), &changes)
+}

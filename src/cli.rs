@@ -1,0 +1,193 @@
+//! Command line: every choice a user can make, with its documentation.
+//!
+//! The definition is also what the man page and shell completions are
+//! generated from (see `xtask/`), so `--help`, the man page and the README
+//! describe the same options.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+/// Where the collected facts go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PublisherKind {
+    /// xenstore, where dom0's toolstack reads them (needs a Xen guest).
+    #[cfg(feature = "xenstore")]
+    Xenstore,
+    /// Standard output, one line per change: for debugging outside Xen.
+    Stdout,
+}
+
+/// The layout of what is written to xenstore.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Schema {
+    /// What XAPI, xenopsd, squeezed and Xen Orchestra read (`data/os_*`,
+    /// `attr/vif/<id>/ipv4/<n>`, `attr/PVAddons`, `control/feature-balloon`).
+    Std,
+    /// The structured, versioned tree under `data/` (`data/os`, `data/net`...).
+    Rfc,
+}
+
+/// How the stdout publisher prints changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// One readable line per change.
+    Text,
+    /// One JSON object per line (for scripts and tests).
+    Json,
+}
+
+/// Which network collector runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Network {
+    /// Follow the kernel's netlink events (Linux): changes are seen at once.
+    #[cfg(feature = "net_netlink")]
+    Netlink,
+    /// Poll the interface list every --poll-interval (portable).
+    #[cfg(feature = "net_pnet")]
+    Pnet,
+    /// Do not collect network facts.
+    None,
+}
+
+impl Network {
+    /// The best collector compiled in.
+    pub fn default_choice() -> Self {
+        #[cfg(feature = "net_netlink")]
+        return Network::Netlink;
+        #[cfg(all(not(feature = "net_netlink"), feature = "net_pnet"))]
+        return Network::Pnet;
+        #[cfg(not(any(feature = "net_netlink", feature = "net_pnet")))]
+        return Network::None;
+    }
+}
+
+impl PublisherKind {
+    /// xenstore when compiled in, else stdout.
+    pub fn default_choice() -> Self {
+        #[cfg(feature = "xenstore")]
+        return PublisherKind::Xenstore;
+        #[cfg(not(feature = "xenstore"))]
+        return PublisherKind::Stdout;
+    }
+}
+
+/// Log verbosity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogLevel {
+    /// Only errors.
+    Error,
+    /// Errors and warnings.
+    Warn,
+    /// Also what the agent does (the default).
+    Info,
+    /// Also every change and xenstore operation.
+    Debug,
+    /// Everything, including every collector event.
+    Trace,
+}
+
+impl From<LogLevel> for log::LevelFilter {
+    fn from(l: LogLevel) -> Self {
+        match l {
+            LogLevel::Error => log::LevelFilter::Error,
+            LogLevel::Warn => log::LevelFilter::Warn,
+            LogLevel::Info => log::LevelFilter::Info,
+            LogLevel::Debug => log::LevelFilter::Debug,
+            LogLevel::Trace => log::LevelFilter::Trace,
+        }
+    }
+}
+
+/// Xen guest agent: publishes the guest's OS, kernel, memory and network
+/// addresses in xenstore, where dom0's toolstack (XAPI, Xen Orchestra, xl
+/// scripts) reads them.
+#[derive(Clone, Debug, Parser)]
+#[command(name = "xen-guest-agent", version, about, long_about = None)]
+pub struct Cli {
+    /// Log to standard error instead of syslog.
+    #[arg(short = 's', long)]
+    pub stderr: bool,
+
+    /// Log level (RUST_LOG, when set, takes precedence and may name modules).
+    #[arg(short = 'l', long, value_enum, default_value = "info")]
+    pub loglevel: LogLevel,
+
+    /// Where to publish.
+    #[arg(long, value_enum, default_value_t = PublisherKind::default_choice())]
+    pub publisher: PublisherKind,
+
+    /// xenstore layout to publish.
+    #[arg(long, value_enum, env = "XENSTORE_SCHEMA", default_value = "std")]
+    pub schema: Schema,
+
+    /// With the xenstore publisher: print the xenstore operations the schema
+    /// would make on standard output instead of connecting to xenstore.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Output format of the stdout publisher.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+
+    /// Network collector.
+    #[arg(long, value_enum, default_value_t = Network::default_choice())]
+    pub network: Network,
+
+    /// Seconds between two memory samples (a change is published only when
+    /// a value changed).
+    #[arg(long, value_name = "SECONDS", default_value = "60", value_parser = seconds)]
+    pub memory_interval: Duration,
+
+    /// Seconds between two polls of the interface list (pnet collector).
+    #[arg(long, value_name = "SECONDS", default_value = "60", value_parser = seconds)]
+    pub poll_interval: Duration,
+
+    /// Most addresses published per interface and address family (xenstore
+    /// has a per-domain node quota); the rest are logged once and skipped.
+    #[arg(long, value_name = "N", default_value = "32", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub max_addresses: u32,
+
+    /// Do not write control/feature-balloon (for guests without a balloon
+    /// driver: its presence tells squeezed it may balloon the guest).
+    #[arg(long)]
+    pub no_feature_balloon: bool,
+
+    /// Collect once, publish once, and exit (for scripts and tests).
+    #[arg(long)]
+    pub oneshot: bool,
+
+    /// Root of the sysfs tree used to identify VIFs and bridges (Linux); for
+    /// tests and containers.
+    #[arg(long, value_name = "DIR", default_value = "/sys")]
+    pub sysfs: PathBuf,
+}
+
+/// A whole number of seconds, at least 1 (a zero period would spin).
+fn seconds(s: &str) -> Result<Duration, String> {
+    match s.parse::<u64>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(Duration::from_secs(n)),
+        Err(_) => Err(format!("`{s}` is not a whole number of seconds")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn intervals_must_be_positive_integers() {
+        assert!(Cli::try_parse_from(["x", "--memory-interval", "0"]).is_err());
+        assert!(Cli::try_parse_from(["x", "--memory-interval", "1.5"]).is_err());
+        let c = Cli::try_parse_from(["x", "--memory-interval", "5"]).unwrap();
+        assert_eq!(c.memory_interval, Duration::from_secs(5));
+    }
+}

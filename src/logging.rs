@@ -1,0 +1,97 @@
+//! Logging to syslog (the default for a service) or to standard error.
+//!
+//! A small `log::Log` of our own rather than a logging framework: the agent
+//! needs a level filter (`--loglevel`, or `RUST_LOG` with per-module
+//! directives) and two sinks, nothing more, and every byte of the binary is
+//! multiplied by the number of guests.
+
+use std::ffi::CString;
+use std::io::Write;
+
+use log::{Level, LevelFilter, Log, Metadata, Record};
+
+/// Where log lines go.
+enum Sink {
+    Syslog,
+    Stderr,
+}
+
+struct Logger {
+    filter: env_filter::Filter,
+    sink: Sink,
+}
+
+impl Log for Logger {
+    fn enabled(&self, metadata: &Metadata) -> bool {
+        self.filter.enabled(metadata)
+    }
+
+    fn log(&self, record: &Record) {
+        if !self.filter.matches(record) {
+            return;
+        }
+        match self.sink {
+            Sink::Stderr => {
+                let _ = writeln!(
+                    std::io::stderr().lock(),
+                    "[{} {}] {}",
+                    record.level(),
+                    record.target(),
+                    record.args()
+                );
+            }
+            Sink::Syslog => {
+                let priority = match record.level() {
+                    Level::Error => libc::LOG_ERR,
+                    Level::Warn => libc::LOG_WARNING,
+                    Level::Info => libc::LOG_INFO,
+                    Level::Debug | Level::Trace => libc::LOG_DEBUG,
+                };
+                // Interior NULs cannot cross the C API: show them escaped.
+                let text = record.args().to_string().replace('\0', "\\0");
+                if let Ok(msg) = CString::new(text) {
+                    // SAFETY: "%s" with one valid NUL-terminated string.
+                    unsafe { libc::syslog(priority, c"%s".as_ptr(), msg.as_ptr()) };
+                }
+            }
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+/// Install the process logger. `RUST_LOG`, when set and valid, overrides
+/// `level`; an invalid `RUST_LOG` is reported and ignored.
+pub fn init(to_stderr: bool, level: LevelFilter) {
+    let mut builder = env_filter::Builder::new();
+    builder.filter_level(level);
+    let mut rust_log_error = None;
+    if let Ok(spec) = std::env::var("RUST_LOG") {
+        let mut b = env_filter::Builder::new();
+        match b.try_parse(&spec) {
+            Ok(_) => builder = b,
+            Err(e) => rust_log_error = Some(format!("ignoring RUST_LOG={spec:?}: {e}")),
+        }
+    }
+    let filter = builder.build();
+    let sink = if to_stderr {
+        Sink::Stderr
+    } else {
+        // SAFETY: the identifier is a static C string, as openlog requires
+        // (it keeps the pointer).
+        unsafe {
+            libc::openlog(
+                c"xen-guest-agent".as_ptr(),
+                libc::LOG_PID | libc::LOG_NDELAY,
+                libc::LOG_DAEMON,
+            )
+        };
+        Sink::Syslog
+    };
+    log::set_max_level(filter.filter());
+    // Only fails when a logger is already set, which would be a bug in main.
+    let _ = log::set_boxed_logger(Box::new(Logger { filter, sink }));
+    if let Some(e) = rust_log_error {
+        log::warn!("{e}");
+    }
+}

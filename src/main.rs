@@ -1,0 +1,59 @@
+//! The `xen-guest-agent` daemon: parse the command line, set up logging,
+//! the collectors and the publisher, and run the event loop.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use xen_guest_agent::cli::{Cli, PublisherKind};
+use xen_guest_agent::publishers::{stdout::Stdout, Publisher};
+use xen_guest_agent::{agent, collectors, logging, service};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.stderr, cli.loglevel.into());
+    // One thread is all this workload needs: collectors wait on the kernel,
+    // the publisher's blocking xenstore calls go to tokio's blocking pool.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fatal(&format!("cannot start the runtime: {e}")),
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fatal(&e),
+    }
+}
+
+/// Report an error that stops the agent where the user will see it: in the
+/// log, and on stderr when the log is syslog.
+fn fatal(msg: &str) -> ExitCode {
+    log::error!("{msg}");
+    eprintln!("xen-guest-agent: {msg}");
+    ExitCode::FAILURE
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    log::info!("xen-guest-agent {} starting", env!("CARGO_PKG_VERSION"));
+    let stop = service::stop_signals().map_err(|e| format!("cannot handle signals: {e}"))?;
+    let mut publisher = match cli.publisher {
+        PublisherKind::Stdout => Publisher::Stdout(Stdout::new(cli.format)),
+        #[cfg(feature = "xenstore")]
+        PublisherKind::Xenstore => Publisher::Xenstore(
+            xen_guest_agent::publishers::xenstore::Xenstore::new(&cli)
+                .map_err(|e| e.to_string())?,
+        ),
+    };
+    let config = collectors::Config {
+        memory_interval: cli.memory_interval,
+        poll_interval: cli.poll_interval,
+        network: cli.network,
+        sysfs: cli.sysfs.clone(),
+        oneshot: cli.oneshot,
+    };
+    agent::run(collectors::start(&config), &mut publisher, stop)
+        .await
+        .map_err(|e| format!("cannot publish: {e}"))
+}

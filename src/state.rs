@@ -1,0 +1,733 @@
+//! The agent's model of the guest, and the diff between what was last
+//! published and what is true now.
+//!
+//! Collectors report [`Event`]s; [`State::apply`] folds them into the current
+//! [`Guest`] and remembers which parts they touched. [`State::take_changes`]
+//! then compares only those parts with what was last handed to the publisher
+//! and returns the [`Change`]s, in an order a reader can follow (a link
+//! appears before its addresses, its addresses go before it does). Events
+//! that cancel out between two publications (an address added then removed)
+//! produce nothing, which is how bursts are coalesced.
+//!
+//! Everything here is pure: no I/O, no clock, so that it can be tested
+//! exhaustively.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+/// The operating system, as dom0's toolstacks name it (see
+/// docs/xenstore-schema.md: xe-guest-utilities conventions).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OsInfo {
+    /// Lowercase distribution id: `debian`, `ubuntu`, `rhel`, `freebsd`...
+    pub distro: String,
+    /// Human-readable name, e.g. os-release `PRETTY_NAME`.
+    pub name: String,
+    /// The most precise version the system knows, e.g. `12.5`.
+    pub version: String,
+    /// First component of `version` (`12`); empty when unknown.
+    pub major: String,
+    /// Second component of `version` (`5`), `0` when there is none.
+    pub minor: String,
+}
+
+/// The running kernel, as `uname(2)` reports it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KernelInfo {
+    /// `Linux`, `FreeBSD`.
+    pub sysname: String,
+    /// `uname -r`, e.g. `6.1.0-18-amd64`.
+    pub release: String,
+    /// `uname -v`, the build string.
+    pub version: String,
+    /// `uname -m`, e.g. `x86_64`.
+    pub machine: String,
+}
+
+/// Memory figures in KiB, the unit dom0 expects.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemoryInfo {
+    /// `MemTotal`.
+    pub total_kib: u64,
+    /// `MemAvailable`, or `MemFree` on kernels without it.
+    pub available_kib: u64,
+}
+
+/// What an interface is, in Xen's terms. Decided by the collector from what
+/// the kernel says about the device, never from the interface name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    /// A Xen paravirtual NIC (netfront) with its VIF id (`device/vif/<id>`).
+    Vif(u32),
+    /// A bridge; a VIF enslaved to it has its addresses here.
+    Bridge,
+    /// A bond; a VIF enslaved to it has its addresses here.
+    Bond,
+    /// The loopback interface.
+    Loopback,
+    /// Anything else: veth, tap, PCI passthrough or SR-IOV NICs, USB NICs...
+    /// (SR-IOV VFs are recognised by the xenstore publisher, from dom0's MACs.)
+    Other,
+}
+
+impl Kind {
+    /// The VIF id, when this is a VIF.
+    pub fn vif(self) -> Option<u32> {
+        match self {
+            Kind::Vif(id) => Some(id),
+            _ => None,
+        }
+    }
+}
+
+/// Link-level facts about one interface (everything but its addresses).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Link {
+    /// OS interface index: stable for the life of the interface, survives
+    /// renames, so it is the key everywhere.
+    pub index: u32,
+    /// Interface name as the kernel has it (may hold any byte but `/` and
+    /// NUL; publishers sanitize).
+    pub name: String,
+    /// Hardware address, lowercase `aa:bb:cc:dd:ee:ff`; `None` when the
+    /// link has none.
+    pub mac: Option<String>,
+    /// What the interface is.
+    pub kind: Kind,
+    /// Index of the bridge or bond this interface is enslaved to.
+    pub master: Option<u32>,
+    /// Administratively up (`IFF_UP`).
+    pub up: bool,
+}
+
+/// Flags the kernel attaches to an address, as far as a toolstack cares.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct AddrFlags {
+    /// IPv4 secondary address (`IFA_F_SECONDARY`): not the primary one.
+    pub secondary: bool,
+    /// IPv6 duplicate address detection not finished (`IFA_F_TENTATIVE`).
+    pub tentative: bool,
+    /// IPv6 duplicate address detection failed (`IFA_F_DADFAILED`).
+    pub dadfailed: bool,
+    /// IPv6 privacy address (`IFA_F_TEMPORARY`).
+    pub temporary: bool,
+    /// Preferred lifetime over (`IFA_F_DEPRECATED`).
+    pub deprecated: bool,
+}
+
+impl AddrFlags {
+    /// Whether the address is usable for others to reach the guest: dom0 is
+    /// never shown tentative or DAD-failed addresses.
+    pub fn reportable(&self) -> bool {
+        !self.tentative && !self.dadfailed
+    }
+
+    /// Names of the flags that are set, for display.
+    pub fn names(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        for (set, name) in [
+            (self.secondary, "secondary"),
+            (self.tentative, "tentative"),
+            (self.dadfailed, "dadfailed"),
+            (self.temporary, "temporary"),
+            (self.deprecated, "deprecated"),
+        ] {
+            if set {
+                v.push(name);
+            }
+        }
+        v
+    }
+}
+
+/// An address of an interface (the address itself is the map key).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Address {
+    /// Prefix length.
+    pub prefix: u8,
+    /// Kernel flags.
+    pub flags: AddrFlags,
+}
+
+/// One network interface: its link and its addresses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Interface {
+    /// Link-level facts.
+    pub link: Link,
+    /// Addresses, keyed (and so ordered) by address.
+    pub addresses: BTreeMap<IpAddr, Address>,
+}
+
+impl Interface {
+    /// An interface with no address yet.
+    pub fn new(link: Link) -> Self {
+        Interface {
+            link,
+            addresses: BTreeMap::new(),
+        }
+    }
+
+    /// The primary IPv4 address: the first one the kernel does not mark
+    /// secondary (in address order when several subnets each have one), or
+    /// the first IPv4 at all.
+    pub fn primary_ipv4(&self) -> Option<IpAddr> {
+        let v4 = || self.addresses.iter().filter(|(a, _)| a.is_ipv4());
+        v4().find(|(_, i)| !i.flags.secondary)
+            .or_else(|| v4().next())
+            .map(|(a, _)| *a)
+    }
+}
+
+/// Everything the agent knows about the guest.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Guest {
+    /// Operating system, once detected.
+    pub os: Option<OsInfo>,
+    /// Running kernel, once read.
+    pub kernel: Option<KernelInfo>,
+    /// Memory, once sampled.
+    pub memory: Option<MemoryInfo>,
+    /// Network interfaces by index.
+    pub interfaces: BTreeMap<u32, Interface>,
+}
+
+/// A fact reported by a collector.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// The OS was identified.
+    Os(OsInfo),
+    /// The kernel was identified.
+    Kernel(KernelInfo),
+    /// A memory sample.
+    Memory(MemoryInfo),
+    /// The complete set of interfaces, replacing what was known: sent at
+    /// start, after a loss of sync (netlink overflow), and by polling
+    /// collectors on every poll.
+    Interfaces(Vec<Interface>),
+    /// A link appeared or changed (rename, MAC, up/down, master...). Its
+    /// addresses are kept.
+    LinkUpdated(Link),
+    /// A link disappeared, with all its addresses.
+    LinkRemoved(u32),
+    /// An address appeared or changed (flags, prefix) on interface `index`.
+    AddressUpdated {
+        /// Interface index.
+        index: u32,
+        /// The address.
+        addr: IpAddr,
+        /// Prefix and flags.
+        info: Address,
+    },
+    /// An address disappeared from interface `index`.
+    AddressRemoved {
+        /// Interface index.
+        index: u32,
+        /// The address.
+        addr: IpAddr,
+    },
+}
+
+/// One difference between what was last published and what is true now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// OS identity (first time or changed).
+    Os(OsInfo),
+    /// Kernel identity (first time or changed).
+    Kernel(KernelInfo),
+    /// Memory figures changed.
+    Memory(MemoryInfo),
+    /// A new interface.
+    LinkAdded(Link),
+    /// An interface's link facts changed.
+    LinkChanged {
+        /// As last published.
+        old: Link,
+        /// As now.
+        new: Link,
+    },
+    /// An interface is gone (its addresses were removed just before).
+    LinkRemoved(Link),
+    /// A new address (its link was added before when it is new too).
+    AddressAdded {
+        /// The interface as it is now.
+        link: Link,
+        /// The address.
+        addr: IpAddr,
+        /// Prefix and flags.
+        info: Address,
+    },
+    /// An address' prefix or flags changed.
+    AddressChanged {
+        /// The interface as it is now.
+        link: Link,
+        /// The address.
+        addr: IpAddr,
+        /// As last published.
+        old: Address,
+        /// As now.
+        new: Address,
+    },
+    /// An address is gone.
+    AddressRemoved {
+        /// The interface as it was last published.
+        link: Link,
+        /// The address.
+        addr: IpAddr,
+        /// Prefix and flags it had.
+        info: Address,
+    },
+}
+
+/// Which part of the model an event touched since the last publication.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Key {
+    Os,
+    Kernel,
+    Memory,
+    Link(u32),
+    Addr(u32, IpAddr),
+}
+
+/// The current model, what was last published, and what changed between.
+#[derive(Debug, Default)]
+pub struct State {
+    current: Guest,
+    published: Guest,
+    dirty: BTreeSet<Key>,
+    /// Every interface must be compared (a full replacement was applied).
+    all_interfaces_dirty: bool,
+}
+
+impl State {
+    /// An empty state: nothing known, nothing published.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// What is true now.
+    pub fn current(&self) -> &Guest {
+        &self.current
+    }
+
+    /// Forget what was published, so that the next [`State::take_changes`]
+    /// reports everything again (used when a publisher lost what it wrote).
+    pub fn republish_all(&mut self) {
+        self.published = Guest::default();
+        self.dirty.extend([Key::Os, Key::Kernel, Key::Memory]);
+        self.all_interfaces_dirty = true;
+    }
+
+    /// Fold one collector event into the current model.
+    ///
+    /// Events about unknown interfaces are tolerated: an address for an
+    /// index not seen yet is kept once its link arrives (netlink may deliver
+    /// them in either order around a resync), so nothing here ever fails.
+    pub fn apply(&mut self, event: Event) {
+        match event {
+            Event::Os(os) => {
+                self.current.os = Some(os);
+                self.dirty.insert(Key::Os);
+            }
+            Event::Kernel(k) => {
+                self.current.kernel = Some(k);
+                self.dirty.insert(Key::Kernel);
+            }
+            Event::Memory(m) => {
+                self.current.memory = Some(m);
+                self.dirty.insert(Key::Memory);
+            }
+            Event::Interfaces(list) => {
+                self.current.interfaces = list.into_iter().map(|i| (i.link.index, i)).collect();
+                self.all_interfaces_dirty = true;
+            }
+            Event::LinkUpdated(link) => {
+                let index = link.index;
+                match self.current.interfaces.get_mut(&index) {
+                    Some(iface) => iface.link = link,
+                    None => {
+                        self.current.interfaces.insert(index, Interface::new(link));
+                    }
+                }
+                self.dirty.insert(Key::Link(index));
+            }
+            Event::LinkRemoved(index) => {
+                if let Some(iface) = self.current.interfaces.remove(&index) {
+                    self.dirty.insert(Key::Link(index));
+                    for addr in iface.addresses.keys() {
+                        self.dirty.insert(Key::Addr(index, *addr));
+                    }
+                }
+            }
+            Event::AddressUpdated { index, addr, info } => {
+                // An address for a link we do not know yet: the link message
+                // is on its way (or was lost and a resync will follow).
+                // Keep nothing rather than invent a link.
+                if let Some(iface) = self.current.interfaces.get_mut(&index) {
+                    iface.addresses.insert(addr, info);
+                    self.dirty.insert(Key::Addr(index, addr));
+                }
+            }
+            Event::AddressRemoved { index, addr } => {
+                if let Some(iface) = self.current.interfaces.get_mut(&index) {
+                    if iface.addresses.remove(&addr).is_some() {
+                        self.dirty.insert(Key::Addr(index, addr));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether anything was applied since the last [`State::take_changes`].
+    pub fn is_dirty(&self) -> bool {
+        self.all_interfaces_dirty || !self.dirty.is_empty()
+    }
+
+    /// The changes since the last call, after which what is current counts
+    /// as published.
+    pub fn take_changes(&mut self) -> Vec<Change> {
+        let mut dirty = std::mem::take(&mut self.dirty);
+        if std::mem::take(&mut self.all_interfaces_dirty) {
+            for (guest, index) in [&self.current, &self.published]
+                .into_iter()
+                .flat_map(|g| g.interfaces.keys().map(move |i| (g, *i)))
+            {
+                dirty.insert(Key::Link(index));
+                if let Some(iface) = guest.interfaces.get(&index) {
+                    dirty.extend(iface.addresses.keys().map(|a| Key::Addr(index, *a)));
+                }
+            }
+        }
+
+        let mut changes = Vec::new();
+        let mut added = Vec::new(); // link additions and changes, first
+        let mut addrs = Vec::new();
+        let mut removed = Vec::new(); // link removals, last
+        for key in dirty {
+            match key {
+                Key::Os => {
+                    if self.current.os != self.published.os {
+                        if let Some(os) = &self.current.os {
+                            changes.push(Change::Os(os.clone()));
+                        }
+                        self.published.os = self.current.os.clone();
+                    }
+                }
+                Key::Kernel => {
+                    if self.current.kernel != self.published.kernel {
+                        if let Some(k) = &self.current.kernel {
+                            changes.push(Change::Kernel(k.clone()));
+                        }
+                        self.published.kernel = self.current.kernel.clone();
+                    }
+                }
+                Key::Memory => {
+                    if self.current.memory != self.published.memory {
+                        if let Some(m) = self.current.memory {
+                            changes.push(Change::Memory(m));
+                        }
+                        self.published.memory = self.current.memory;
+                    }
+                }
+                Key::Link(index) => {
+                    let now = self.current.interfaces.get(&index).map(|i| &i.link);
+                    let then = self.published.interfaces.get(&index).map(|i| &i.link);
+                    match (then, now) {
+                        (None, Some(new)) => added.push(Change::LinkAdded(new.clone())),
+                        (Some(old), Some(new)) if old != new => added.push(Change::LinkChanged {
+                            old: old.clone(),
+                            new: new.clone(),
+                        }),
+                        (Some(old), None) => removed.push(Change::LinkRemoved(old.clone())),
+                        _ => {}
+                    }
+                    match self.current.interfaces.get(&index) {
+                        Some(iface) => {
+                            let entry = self
+                                .published
+                                .interfaces
+                                .entry(index)
+                                .or_insert_with(|| Interface::new(iface.link.clone()));
+                            entry.link = iface.link.clone();
+                        }
+                        None => {
+                            // Keep the published entry until its addresses
+                            // are diffed below (they sort after links).
+                        }
+                    }
+                }
+                Key::Addr(index, addr) => {
+                    let now = self
+                        .current
+                        .interfaces
+                        .get(&index)
+                        .and_then(|i| i.addresses.get(&addr).map(|a| (&i.link, *a)));
+                    let then = self
+                        .published
+                        .interfaces
+                        .get(&index)
+                        .and_then(|i| i.addresses.get(&addr).map(|a| (&i.link, *a)));
+                    match (then, now) {
+                        (None, Some((link, info))) => addrs.push(Change::AddressAdded {
+                            link: link.clone(),
+                            addr,
+                            info,
+                        }),
+                        (Some((_, old)), Some((link, new))) if old != new => {
+                            addrs.push(Change::AddressChanged {
+                                link: link.clone(),
+                                addr,
+                                old,
+                                new,
+                            })
+                        }
+                        (Some((link, info)), None) => addrs.push(Change::AddressRemoved {
+                            link: link.clone(),
+                            addr,
+                            info,
+                        }),
+                        _ => {}
+                    }
+                    match now {
+                        Some((_, info)) => {
+                            if let Some(p) = self.published.interfaces.get_mut(&index) {
+                                p.addresses.insert(addr, info);
+                            }
+                        }
+                        None => {
+                            if let Some(p) = self.published.interfaces.get_mut(&index) {
+                                p.addresses.remove(&addr);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // Interfaces that are gone leave the published model once all their
+        // addresses were reported removed.
+        let current = &self.current.interfaces;
+        self.published
+            .interfaces
+            .retain(|index, _| current.contains_key(index));
+
+        changes.extend(added);
+        // Removals of addresses before additions, so that a reader applying
+        // the lines in order never holds more than the real set.
+        addrs.sort_by_key(|c| !matches!(c, Change::AddressRemoved { .. }));
+        changes.extend(addrs);
+        changes.extend(removed);
+        changes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(index: u32, name: &str) -> Link {
+        Link {
+            index,
+            name: name.into(),
+            mac: Some("00:16:3e:00:00:01".into()),
+            kind: Kind::Vif(0),
+            master: None,
+            up: true,
+        }
+    }
+
+    fn addr(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn info(prefix: u8) -> Address {
+        Address {
+            prefix,
+            flags: AddrFlags::default(),
+        }
+    }
+
+    fn add(index: u32, a: &str) -> Event {
+        Event::AddressUpdated {
+            index,
+            addr: addr(a),
+            info: info(24),
+        }
+    }
+
+    #[test]
+    fn nothing_applied_nothing_changed() {
+        let mut s = State::new();
+        assert!(!s.is_dirty());
+        assert!(s.take_changes().is_empty());
+    }
+
+    #[test]
+    fn first_publication_reports_everything_in_reading_order() {
+        let mut s = State::new();
+        s.apply(Event::Kernel(KernelInfo {
+            sysname: "Linux".into(),
+            ..Default::default()
+        }));
+        s.apply(Event::LinkUpdated(link(2, "eth0")));
+        s.apply(add(2, "10.0.0.2"));
+        let c = s.take_changes();
+        assert_eq!(c.len(), 3);
+        assert!(matches!(c[0], Change::Kernel(_)));
+        assert_eq!(c[1], Change::LinkAdded(link(2, "eth0")));
+        assert!(matches!(c[2], Change::AddressAdded { addr: a, .. } if a == addr("10.0.0.2")));
+        assert!(
+            s.take_changes().is_empty(),
+            "published state is now current"
+        );
+    }
+
+    #[test]
+    fn unchanged_values_are_not_reported() {
+        let mut s = State::new();
+        let m = MemoryInfo {
+            total_kib: 100,
+            available_kib: 50,
+        };
+        s.apply(Event::Memory(m));
+        assert_eq!(s.take_changes(), vec![Change::Memory(m)]);
+        s.apply(Event::Memory(m));
+        assert!(s.is_dirty());
+        assert!(s.take_changes().is_empty());
+    }
+
+    #[test]
+    fn add_then_remove_between_publications_cancels_out() {
+        let mut s = State::new();
+        s.apply(Event::LinkUpdated(link(2, "eth0")));
+        s.take_changes();
+        s.apply(add(2, "10.0.0.3"));
+        s.apply(Event::AddressRemoved {
+            index: 2,
+            addr: addr("10.0.0.3"),
+        });
+        assert!(s.take_changes().is_empty());
+    }
+
+    #[test]
+    fn link_removal_reports_addresses_first_then_link() {
+        let mut s = State::new();
+        s.apply(Event::LinkUpdated(link(2, "eth0")));
+        s.apply(add(2, "10.0.0.2"));
+        s.apply(add(2, "fe80::1"));
+        s.take_changes();
+        s.apply(Event::LinkRemoved(2));
+        let c = s.take_changes();
+        assert_eq!(c.len(), 3);
+        assert!(matches!(c[0], Change::AddressRemoved { .. }));
+        assert!(matches!(c[1], Change::AddressRemoved { .. }));
+        assert_eq!(c[2], Change::LinkRemoved(link(2, "eth0")));
+        assert!(s.current().interfaces.is_empty());
+        assert!(s.take_changes().is_empty());
+    }
+
+    #[test]
+    fn rename_is_a_link_change_keeping_addresses() {
+        let mut s = State::new();
+        s.apply(Event::LinkUpdated(link(2, "eth0")));
+        s.apply(add(2, "10.0.0.2"));
+        s.take_changes();
+        s.apply(Event::LinkUpdated(link(2, "lan0")));
+        assert_eq!(
+            s.take_changes(),
+            vec![Change::LinkChanged {
+                old: link(2, "eth0"),
+                new: link(2, "lan0")
+            }]
+        );
+        assert_eq!(s.current().interfaces[&2].addresses.len(), 1);
+    }
+
+    #[test]
+    fn address_flags_change_is_reported() {
+        let mut s = State::new();
+        s.apply(Event::LinkUpdated(link(2, "eth0")));
+        let tentative = Address {
+            prefix: 64,
+            flags: AddrFlags {
+                tentative: true,
+                ..Default::default()
+            },
+        };
+        s.apply(Event::AddressUpdated {
+            index: 2,
+            addr: addr("2001:db8::1"),
+            info: tentative,
+        });
+        s.take_changes();
+        s.apply(Event::AddressUpdated {
+            index: 2,
+            addr: addr("2001:db8::1"),
+            info: info(64),
+        });
+        let c = s.take_changes();
+        assert!(
+            matches!(&c[..], [Change::AddressChanged { old, new, .. }] if old.flags.tentative && !new.flags.tentative)
+        );
+    }
+
+    #[test]
+    fn address_for_unknown_link_is_ignored() {
+        let mut s = State::new();
+        s.apply(add(9, "10.0.0.9"));
+        assert!(s.take_changes().is_empty());
+        assert!(s.current().interfaces.is_empty());
+    }
+
+    #[test]
+    fn full_replacement_is_diffed_against_what_was_published() {
+        let mut s = State::new();
+        s.apply(Event::LinkUpdated(link(2, "eth0")));
+        s.apply(add(2, "10.0.0.2"));
+        s.apply(add(2, "10.0.0.3"));
+        s.apply(Event::LinkUpdated(link(3, "eth1")));
+        s.take_changes();
+
+        // After an overflow: eth1 is gone, 10.0.0.3 went, 10.0.0.4 came.
+        let mut eth0 = Interface::new(link(2, "eth0"));
+        eth0.addresses.insert(addr("10.0.0.2"), info(24));
+        eth0.addresses.insert(addr("10.0.0.4"), info(24));
+        s.apply(Event::Interfaces(vec![eth0.clone()]));
+        let c = s.take_changes();
+        assert_eq!(c.len(), 3, "{c:?}");
+        assert!(matches!(&c[0], Change::AddressRemoved { addr: a, .. } if *a == addr("10.0.0.3")));
+        assert!(matches!(&c[1], Change::AddressAdded { addr: a, .. } if *a == addr("10.0.0.4")));
+        assert_eq!(c[2], Change::LinkRemoved(link(3, "eth1")));
+        assert_eq!(s.current().interfaces[&2], eth0);
+        // The same replacement again changes nothing.
+        s.apply(Event::Interfaces(vec![eth0]));
+        assert!(s.take_changes().is_empty());
+    }
+
+    #[test]
+    fn republish_all_reports_everything_again() {
+        let mut s = State::new();
+        s.apply(Event::LinkUpdated(link(2, "eth0")));
+        s.apply(add(2, "10.0.0.2"));
+        let first = s.take_changes();
+        s.republish_all();
+        assert_eq!(s.take_changes(), first);
+    }
+
+    #[test]
+    fn primary_ipv4_skips_secondaries() {
+        let mut i = Interface::new(link(2, "eth0"));
+        assert_eq!(i.primary_ipv4(), None);
+        let secondary = Address {
+            prefix: 24,
+            flags: AddrFlags {
+                secondary: true,
+                ..Default::default()
+            },
+        };
+        i.addresses.insert(addr("10.0.0.1"), secondary);
+        i.addresses.insert(addr("10.0.0.7"), info(24));
+        i.addresses.insert(addr("::1"), info(128));
+        assert_eq!(i.primary_ipv4(), Some(addr("10.0.0.7")));
+        i.addresses.remove(&addr("10.0.0.7"));
+        assert_eq!(i.primary_ipv4(), Some(addr("10.0.0.1")));
+    }
+}
