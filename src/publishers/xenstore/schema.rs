@@ -1,0 +1,67 @@
+//! The contract between a schema (what to write where: pure) and the
+//! xenstore connection (how to write it: I/O).
+//!
+//! A schema renders the complete set of nodes it wants from the model; the
+//! publisher diffs that against what it last wrote (or read back at start)
+//! and turns the difference into ordered operations. Rendering everything
+//! and diffing keeps both halves simple and makes "write only what changed,
+//! remove what is no longer true" hold by construction, after a restart, a
+//! reconnection or a migration alike.
+
+use std::collections::BTreeMap;
+
+use crate::state::Guest;
+
+/// Nodes by path relative to the domain's home (`data/os_name`), with their
+/// values. Only leaves: parents are implied.
+pub type Nodes = BTreeMap<String, String>;
+
+/// What a schema needs to know besides the model: facts read from xenstore
+/// and the user's choices.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Context {
+    /// SR-IOV virtual functions dom0 announced, from
+    /// `xenserver/device/net-sriov-vf/<id>/mac`: id → lowercase MAC.
+    pub sriov_vfs: BTreeMap<String, String>,
+    /// Most addresses per interface and family (`--max-addresses`).
+    pub max_addresses: usize,
+    /// Whether to write `control/feature-balloon` (`--no-feature-balloon`).
+    pub feature_balloon: bool,
+}
+
+/// One xenstore operation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// Write `value` at `path` (creating parents).
+    Write {
+        /// Relative path.
+        path: String,
+        /// Value.
+        value: String,
+    },
+    /// Remove `path` and everything below it.
+    Remove {
+        /// Relative path.
+        path: String,
+    },
+}
+
+/// A layout of the guest's facts in xenstore.
+pub trait Schema: Send {
+    /// Short name (`std`, `rfc`), for logs.
+    fn name(&self) -> &'static str;
+
+    /// The subtrees and nodes this schema owns: at start they are read back,
+    /// and anything found below them that [`Schema::render`] does not want
+    /// is removed. Nothing outside them is ever removed.
+    fn owned(&self) -> &'static [&'static str];
+
+    /// Learn from what a previous run left (read back from the owned
+    /// subtrees at start), so that what is still true keeps its place
+    /// (address slots).
+    fn adopt(&mut self, existing: &Nodes);
+
+    /// Every node the schema wants now. Must be deterministic for a given
+    /// model, context and history.
+    fn render(&mut self, guest: &Guest, ctx: &Context) -> Nodes;
+}

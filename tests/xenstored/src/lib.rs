@@ -1,0 +1,1 @@
+//! A xenstored for tests (placeholder).
