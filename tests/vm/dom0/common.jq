@@ -1,0 +1,38 @@
+# Helpers shared by std.jq, rfc.jq and xapi.jq (jq -L /xenvm).
+
+# The nodes of tree $t ({relpath: value}) that have children.
+def parents($t):
+  [ $t | keys[] | split("/") | . as $p | range(1; length) | $p[0:.] | join("/") ]
+  | map({(.): true}) | add // {};
+
+# The nodes of $t without children.
+def leaves($t): parents($t) as $ps | [ $t | keys[] | select($ps[.] | not) ];
+
+# Problems with the address slots $prefix/<n> (std schema): slots must be
+# decimal integers (else XAPI drops every address of the VIF), hold distinct
+# addresses, and show what the guest has ($want, in kernel order) up to $cap;
+# with $v4, the primary address (the kernel's first) holds slot 0.
+def slot_problems($t; $prefix; $want; $cap; $v4):
+  [ $t | to_entries[] | select(.key | startswith($prefix + "/"))
+    | select(.key | ltrimstr($prefix + "/") | contains("/") | not) ] as $slots
+  | ($slots | map(.value)) as $seen
+  | ($slots[] | .key | ltrimstr($prefix + "/") | select(test("^(0|[1-9][0-9]*)$") | not)
+      | "slot \($prefix)/\(.): not a decimal integer (XAPI then drops every address of the VIF)"),
+    ($seen | group_by(.) | map(select(length > 1))[] | "\($prefix): \(.[0]) published in \(length) slots"),
+    (if ($want | length) <= $cap then
+       (($want - $seen)[] | "\($prefix): \(.) missing (the guest has it)"),
+       (($seen - $want)[] | "\($prefix): \(.) published but the guest does not have it")
+     else
+       (if ($seen | unique | length) != $cap
+        then "\($prefix): expected \($cap) addresses (the cap; the guest has \($want | length)), seen \($seen | unique | length)" else empty end),
+       (($seen - $want)[] | "\($prefix): \(.) published but the guest does not have it")
+     end),
+    (if $v4 and ($want | length) > 0 and $t[$prefix + "/0"] != $want[0]
+     then "node \($prefix)/0: expected the primary address \($want[0]), seen \($t[$prefix + "/0"] // "(absent)")"
+     else empty end);
+
+# The guest's reported (non-tentative, non-DAD-failed) addresses of link $l
+# for family "inet" or "inet6".
+def good_addrs($l; $family):
+  [ $l.addr_info[] | select(.family == $family)
+    | select((.tentative // false | not) and (.dadfailed // false | not)) ];

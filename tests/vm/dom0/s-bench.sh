@@ -1,0 +1,36 @@
+# bench: figures for the benchmarks (XGA-BENCH lines, collected by run.sh):
+# memory, threads and CPU after start and over an idle window, syscalls over
+# a second window (strace -c), and the latency from `ip addr add|del` in the
+# guest to the node changing in dom0.
+agent_start
+wait_schema std 120 >/dev/null
+idle=${XGA_IDLE:-60}
+s=$(guest_exec "xga sample"); bench phase=start $s
+s=$(guest_exec "xga idle $idle" $((idle + 120))); bench phase=idle $s
+s=$(guest_exec "xga syscalls $idle" $((idle + 120))); echo "$s"; bench phase=strace $(head -n1 <<<"$s")
+
+# latency: the guest writes xenvm/mark, then runs `ip addr add|del`; dom0
+# watches the home and stamps each event, so the figure is an upper bound
+# (it includes starting ip(8) in the guest).
+n=10
+( xenstore-watch "$XS_HOME" & echo $! > /tmp/watch.pid; wait ) |
+  while IFS= read -r l; do echo "$EPOCHREALTIME ${l%% *}"; done > /tmp/watch.log &
+wait_until 10 grep -q . /tmp/watch.log
+guest_exec "xga latency $n 10.99.0" $((n * 4 + 60)) >/dev/null
+wait_until 10 grep -q "/xenvm/mark" /tmp/watch.log
+kill "$(cat /tmp/watch.pid)" 2>/dev/null
+lat=$(awk -v home="$XS_HOME" '
+  function ms(a, b) { return (b - a) * 1000 }
+  $2 == home "/xenvm/mark" { k++; t = $1; pending = 1; next }
+  pending && index($2, home "/attr/vif/0/ipv4/") == 1 {
+    d = ms(t, $1); pending = 0
+    if (k % 2) add[++na] = d; else del[++nd] = d
+  }
+  function stats(a, n,   i, j, x, s) {
+    for (i = 2; i <= n; i++) { x = a[i]; for (j = i - 1; j >= 1 && a[j] > x; j--) a[j+1] = a[j]; a[j+1] = x }
+    return sprintf("%.0f/%.0f", a[int((n + 1) / 2)], a[n])
+  }
+  END { printf "samples_add=%d samples_del=%d add_ms_median/max=%s del_ms_median/max=%s\n", na, nd,
+        na ? stats(add, na) : "-", nd ? stats(del, nd) : "-" }' /tmp/watch.log)
+bench phase=latency steps=$n $lat
+check "latency measured for every step" test "$(grep -o 'samples_add=[0-9]*' <<<"$lat")" = "samples_add=$n"

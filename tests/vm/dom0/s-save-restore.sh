@@ -1,0 +1,22 @@
+# save-restore: `xl save` then `xl restore`, the agent keeps running: the
+# restored domain (new domid, empty home) gets the whole tree again.
+agent_start
+wait_schema std 120 >/dev/null
+facts   # the guest does not change while saved: these facts hold after restore
+seq=$(xenstore-read "$XS_HOME/xenvm/seq")
+old=$DOMID
+rm -f /tmp/domU.save
+check "xl save" xl save domU /tmp/domU.save
+check "xl restore -p" xl restore -p /tmp/domU.save
+rm -f /tmp/domU.save
+new=$(xl domid domU)
+prepare_domain "$new" "$seq"
+xl unpause domU
+t0=$(now)
+note "domid $old -> $new"
+check "the restored domain has a new domid" test "$new" != "$old"
+check "data/updated published again" wait_xs "$XS_HOME/data/updated" 120 && bench restore_to_updated_s=$(elapsed "$t0")
+if check "the whole std tree is published again" wait_schema std 120 fixed; then
+  bench restore_to_complete_s=$(elapsed "$t0")
+fi
+check "the same agent process (not restarted)" agent_alive

@@ -1,0 +1,84 @@
+# dom0 helpers for the agent scenarios (bash, after dom0-lib.sh).
+# Environment from run.sh (/xenvm/env): XGA_VERSION, XGA_CAP, XGA_BALLOON
+# (absent|1), XGA_IDLE (s).
+FACTS=
+FACTS_T=0
+
+# facts: what the guest really has (`xga facts`), cached in $FACTS
+facts() {
+  local f
+  f=$(guest_exec "xga facts" 60) && jq -e . >/dev/null 2>&1 <<<"$f" || { echo "facts: cannot get the guest's facts: $f" >&2; return 1; }
+  FACTS=$f; FACTS_T=$SECONDS
+}
+
+# home_json: the domain's nodes below data/, attr/, control/, xenserver/ as
+# one JSON object {relpath: value}; fails if the tree changed while read
+home_json() {
+  local paths vals
+  mapfile -t paths < <(xenstore-ls -f "$XS_HOME" 2>/dev/null |
+    sed -nE "s#^$XS_HOME/((data|attr|control|xenserver)(/[^ ]*)?) = .*#\\1#p")
+  [ ${#paths[@]} -gt 0 ] || { echo '{}'; return 0; }
+  vals=$(xenstore-read "${paths[@]/#/$XS_HOME/}" 2>/dev/null) || return 1
+  paste -d '\t' <(printf '%s\n' "${paths[@]}") <(printf '%s\n' "$vals") |
+    jq -R -s 'split("\n") | map(select(length > 0) | split("\t") | {(.[0]): (.[1:] | join("\t"))}) | add // {}'
+}
+
+# schema_problems SCHEMA: what is wrong with the published tree (one line
+# per problem; nothing when it is right), against $FACTS
+schema_problems() {
+  local t
+  t=$(home_json) || { echo "(the tree changed while being read)"; return; }
+  jq -L /xenvm -r --argjson facts "$FACTS" --arg ver "$XGA_VERSION" --argjson cap "${XGA_CAP:-32}" \
+    --arg balloon "${XGA_BALLOON:-absent}" -f "/xenvm/$1.jq" <<<"$t"
+}
+
+# wait_schema SCHEMA [TIMEOUT_S] [fixed]: wait until the tree is exactly what
+# SCHEMA says for what the guest has. The guest's facts are re-read every
+# 5 s (addresses finish DAD...), unless "fixed" (the guest is not running
+# commands, e.g. right after restore). On timeout, print the problems.
+wait_schema() {
+  local schema=$1 t=${2:-60} fixed=${3:-} end p
+  end=$((SECONDS + t))
+  [ -n "$fixed" ] && [ -n "$FACTS" ] || facts || return 1
+  while :; do
+    p=$(schema_problems "$schema")
+    [ -z "$p" ] && return 0
+    [ $SECONDS -ge $end ] && break
+    sleep 0.2
+    if [ -z "$fixed" ] && [ $((SECONDS - FACTS_T)) -ge 5 ]; then facts || return 1; fi
+  done
+  echo "after ${t}s the $schema tree is not what the guest has:"
+  sed 's/^/    PROBLEM: /' <<<"$p"
+  return 1
+}
+
+# xapi_view: what XAPI would show from the std nodes (VM_guest_metrics)
+xapi_view() { home_json | jq -c -f /xenvm/xapi.jq; }
+
+# show_tree: the published nodes with permissions, as a toolstack sees them
+show_tree() {
+  local d
+  for d in data attr control; do echo "== xenstore-ls -p $XS_HOME/$d"; xenstore-ls -p "$XS_HOME/$d" 2>&1; done
+}
+
+# the agent's own log lines (syslog, or stderr) on the domU console
+agent_log() { grep -a -v -E 'XENVM-GUEST-EXEC|^  \| ' "$LOG" | grep -a -E "${1:-.}"; }
+
+# agent_start: start the agent in the guest as its unit does; remember the
+# time and the nodes that existed before
+agent_start() {
+  [ -n "${AGENT_PID:-}" ] && return 0
+  PATHS_BEFORE=$(xenstore-ls -f "$XS_HOME" | sed -n 's/ = .*//p' | LC_ALL=C sort)
+  T_START=$(now)
+  check "agent started in the guest" guest_exec "xga start" 60 || return 1
+  AGENT_PID=$(guest_exec "xga pid")
+}
+agent_alive() { [ "$(guest_exec "xga pid")" = "$AGENT_PID" ]; }
+
+# slot_of FAMILY VALUE [VIF]: the slot holding VALUE under attr/vif/VIF/FAMILY
+slot_of() {
+  home_json | jq -r --arg p "attr/vif/${3:-0}/$1/" --arg v "$2" \
+    'to_entries[] | select((.key | startswith($p)) and .value == $v) | .key | ltrimstr($p)'
+}
+has_slot() { [ -n "$(slot_of "$@")" ]; }
+no_slot() { [ -z "$(slot_of "$@")" ]; }

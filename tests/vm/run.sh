@@ -1,0 +1,146 @@
+#!/bin/bash
+# The real-Xen test tier: boots Xen 4.17 + a Debian dom0 + a domU under QEMU
+# TCG, runs the agent in the domU as its systemd unit would, and checks from
+# dom0 (xenstore-ls, xenstore-read, xenstore-watch) what a toolstack sees.
+#
+#   tests/vm/run.sh [SCENARIO...]     (default: all; root needed)
+#   tests/vm/run.sh --list
+#
+# Scenarios, and the boot each runs in (one boot costs ~30-40 s):
+#   smoke         boot pv:  the binary runs in the guest (--publisher stdout)
+#   std           boot pv:  the std tree, compared with the guest's real facts
+#                           and with what XAPI would derive from it
+#   bench         boot pv:  RSS, threads, CPU, context switches, syscalls,
+#                           add/remove latency (XGA-BENCH lines)
+#   net           boot pv:  IPv4 add/remove, IPv6 churn past the cap, VIF hot-plug
+#   save-restore  boot pv:  xl save + xl restore, agent not restarted
+#   balloon       boot pv:  control/feature-balloon refused under libxl (logged once)
+#                 boot balloon: pre-created writable (as XAPI does): reads 1
+#   rfc           boot rfc: the rfc schema (XENSTORE_SCHEMA=rfc)
+#   pvh           boot pvh: the std scenario in a PVH guest
+#
+# Environment:
+#   XGA_VM_CACHE=<repo>/target/vm-cache  downloads, images, boot logs
+#   XGA_VM_AGENT=PATH   the agent binary to test (default: cargo build --release)
+#   XGA_VM_BENCH_FILE=$XGA_VM_CACHE/bench.txt  where the XGA-BENCH lines go
+#   XGA_VM_IDLE=60      s of each benchmark window
+#   XGA_VM_QUIET=1      do not echo the consoles (logs stay in $XGA_VM_CACHE/runs)
+#   and the knobs of lib/boot.sh (timeouts, retries, QEMU, CPU...).
+# Exit status: 0 all selected scenarios passed, 1 otherwise.
+set -uo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+ALL="smoke std bench net save-restore balloon rfc pvh"
+
+if [ "${1:-}" = --list ]; then echo "$ALL"; exit 0; fi
+if [ "$(id -u)" != 0 ]; then
+  echo "tests/vm: SKIPPED: needs root (apt-get install, building images)"; exit 0
+fi
+want=" ${*:-$ALL} "
+for s in $want; do
+  [[ " $ALL " == *" $s "* ]] || { echo "tests/vm: unknown scenario '$s' (known: $ALL)" >&2; exit 2; }
+done
+sel() { [[ "$want" == *" $1 "* ]]; }
+
+export XGA_VM_CACHE=${XGA_VM_CACHE:-$REPO/target/vm-cache}
+mkdir -p "$XGA_VM_CACHE"
+XGA_VM_CACHE=$(cd "$XGA_VM_CACHE" && pwd)
+BENCH_FILE=${XGA_VM_BENCH_FILE:-$XGA_VM_CACHE/bench.txt}
+T0=$SECONDS
+
+# one run at a time per cache
+exec 9>"$XGA_VM_CACHE/.lock"
+flock -n 9 || { echo "tests/vm: waiting for another run using $XGA_VM_CACHE"; flock 9; }
+
+echo "tests/vm: cache $XGA_VM_CACHE"
+nice "$HERE/lib/build.sh" || { echo "tests/vm: FAIL: cannot build the VM images"; exit 1; }
+
+if [ -n "${XGA_VM_AGENT:-}" ]; then AGENT=$XGA_VM_AGENT
+else
+  echo "tests/vm: cargo build --release"
+  (cd "$REPO" && nice cargo build --release --quiet) || { echo "tests/vm: FAIL: cargo build --release"; exit 1; }
+  AGENT=${CARGO_TARGET_DIR:-$REPO/target}/release/xen-guest-agent
+fi
+[ -x "$AGENT" ] || { echo "tests/vm: FAIL: no agent binary at $AGENT"; exit 1; }
+VERSION=$("$AGENT" --version | awk '{print $NF}')
+
+# The agent runs as its systemd unit starts it: ExecStart's arguments and
+# Environment= of startup/xen-guest-agent.service when the unit exists.
+UNIT=$REPO/startup/xen-guest-agent.service
+ARGS= ENVS=
+if [ -f "$UNIT" ]; then
+  ARGS=$(sed -n 's/^ExecStart=[^ ]*//p' "$UNIT" | head -n1)
+  ENVS=$(sed -n 's/^Environment=//p' "$UNIT" | tr ' ' '\n' | tr -d '"')
+fi
+
+W=$(mktemp -d "$XGA_VM_CACHE/work.XXXXXX")
+trap 'rm -rf "$W"' EXIT
+
+# boot NAME SCENARIOS [VAR=VALUE...]: one boot running SCENARIOS; VAR=VALUE
+# are boot.sh knobs, or AGENT_ENV=... for the agent's environment
+boot() {
+  local name=$1 scen=$2 kv; shift 2
+  local g=$W/$name-guest d=$W/$name-dom0 agent_env=
+  local -a knobs=()
+  for kv in "$@"; do
+    case $kv in AGENT_ENV=*) agent_env=${kv#AGENT_ENV=} ;; *) knobs+=("$kv") ;; esac
+  done
+  mkdir -p "$g" "$d"
+  cp -a "$HERE/guest/bin" "$g/"
+  install -m 0755 "$AGENT" "$g/bin/xen-guest-agent"
+  echo "$ARGS" > "$g/agent.args"
+  printf '%s\n' $ENVS $agent_env > "$g/agent.env"
+  cp "$HERE"/dom0/* "$d/"
+  { echo "XGA_SCENARIOS='$scen'"
+    echo "XGA_VERSION=$VERSION"
+    echo "XGA_CAP=32"
+    echo "XGA_IDLE=${XGA_VM_IDLE:-60}"
+    echo "XGA_BALLOON=$( [[ " ${knobs[*]} " == *"XGA_VM_XS_PRECREATE=control/feature-balloon"* ]] && echo 1 || echo absent)"
+  } > "$W/$name.env"
+  env "${knobs[@]}" XGA_VM_DOM0_ENV="$W/$name.env" \
+    "$HERE/lib/boot.sh" "$name" "$g" "$HERE/guest/guest.sh" "$d" "$d/main.sh"
+  BOOT_RC[$name]=$?
+  BOOT_SCEN[$name]=$scen
+}
+declare -A BOOT_RC BOOT_SCEN
+pv=
+for s in smoke std bench net save-restore balloon; do sel $s && pv+=" $s"; done
+[ -n "$pv" ] && boot pv "$pv"
+sel balloon && boot balloon "balloon" XGA_VM_XS_PRECREATE=control/feature-balloon
+sel rfc && boot rfc "rfc" AGENT_ENV=XENSTORE_SCHEMA=rfc
+sel pvh && boot pvh "pvh" XGA_VM_DOMU_TYPE=pvh
+
+# ------------------------------------------------------------------ summary
+RUNS=$XGA_VM_CACHE/runs
+{ echo "# tests/vm benchmarks, $(date -u +%FT%TZ), agent $VERSION ($(git -C "$REPO" describe --always --dirty 2>/dev/null)), $(stat -c %s "$AGENT") bytes"
+  for b in "${!BOOT_SCEN[@]}"; do
+    grep -a -o 'XGA-BENCH .*' "$RUNS/$b.log" | sed "s/^XGA-BENCH /XGA-BENCH boot=$b /"
+  done
+  echo "XGA-BENCH boot=host binary_bytes=$(stat -c %s "$AGENT")"
+} > "$BENCH_FILE"
+fails=0
+echo
+echo "================ tests/vm summary ================"
+for b in pv balloon rfc pvh; do
+  [ -n "${BOOT_SCEN[$b]:-}" ] || continue
+  log=$RUNS/$b.log
+  for s in ${BOOT_SCEN[$b]}; do
+    npass=$(grep -a -c "XENVM-CHECK PASS \[$s\]" "$log")
+    nfail=$(grep -a -c "XENVM-CHECK FAIL \[$s\]" "$log")
+    if [ "${BOOT_RC[$b]}" = 2 ] && [ $((npass + nfail)) = 0 ]; then
+      printf 'FAIL  %-13s (boot %s) no result: boot failed, see %s\n' "$s" "$b" "$log"; fails=$((fails+1))
+    elif [ "$nfail" -gt 0 ] || [ "$npass" = 0 ]; then
+      printf 'FAIL  %-13s (boot %s) %d passed, %d failed\n' "$s" "$b" "$npass" "$nfail"; fails=$((fails+1))
+      grep -a -E "XENVM-(CHECK FAIL|DETAIL) \[$s\]" "$log" |
+        sed -E 's/^\[ *[0-9.]*\] XENVM-CHECK FAIL \[[^]]*\] /      /; s/^\[ *[0-9.]*\] XENVM-DETAIL \[[^]]*\] /          /'
+    else
+      printf 'PASS  %-13s (boot %s) %d checks\n' "$s" "$b" "$npass"
+    fi
+  done
+  grep -a -q 'XENVM-RESULT guest=0 ' "$log" || { echo "FAIL  (boot $b: the guest script failed or did not finish, see $log)"; fails=$((fails+1)); }
+done
+echo "benchmarks: $BENCH_FILE"
+sed 's/^/  /' "$BENCH_FILE"
+echo "logs: $RUNS/<boot>.log; total $((SECONDS - T0)) s"
+if [ $fails = 0 ]; then echo "tests/vm: PASS"; exit 0; fi
+echo "tests/vm: FAIL ($fails)"; exit 1
