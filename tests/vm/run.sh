@@ -75,6 +75,7 @@ fi
 
 W=$(mktemp -d "$XGA_VM_CACHE/work.XXXXXX")
 trap 'rm -rf "$W"' EXIT
+trap 'exit 130' INT TERM
 
 # boot NAME SCENARIOS [VAR=VALUE...]: one boot running SCENARIOS; VAR=VALUE
 # are boot.sh knobs, or AGENT_ENV=... for the agent's environment
@@ -89,7 +90,7 @@ boot() {
   cp -a "$HERE/guest/bin" "$g/"
   install -m 0755 "$AGENT" "$g/bin/xen-guest-agent"
   echo "$ARGS" > "$g/agent.args"
-  printf '%s\n' $ENVS $agent_env > "$g/agent.env"
+  printf '%s\n' $ENVS $agent_env | grep . > "$g/agent.env"
   cp "$HERE"/dom0/* "$d/"
   { echo "XGA_SCENARIOS='$scen'"
     echo "XGA_VERSION=$VERSION"

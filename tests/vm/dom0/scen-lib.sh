@@ -4,10 +4,22 @@
 FACTS=
 FACTS_T=0
 
-# facts: what the guest really has (`xga facts`), cached in $FACTS
+# facts: what the guest really has, cached in $FACTS as one JSON object
+# {uname, sysname, os: {id, pretty, version_id, debian_version}, mem_total,
+# mem_avail, vifs: {ifname: vifid}, addr: `ip -j addr`}. The guest prints
+# raw key=value lines (forks are dear there); jq runs here.
 facts() {
   local f
-  f=$(guest_exec "xga facts" 60) && jq -e . >/dev/null 2>&1 <<<"$f" || { echo "facts: cannot get the guest's facts: $f" >&2; return 1; }
+  f=$(guest_exec "xga facts" 60) &&
+    f=$(jq -R -s -c '
+      [ split("\n")[] | capture("^(?<k>[a-z_]+)=(?<v>.*)$") ] as $kv
+      | ($kv | map(select(.k != "vif") | {(.k): .v}) | add) as $o
+      | { uname: $o.uname, sysname: $o.sysname,
+          os: {id: $o.id, pretty: $o.pretty, version_id: $o.version_id, debian_version: $o.debian_version},
+          mem_total: ($o.mem_total | tonumber), mem_avail: ($o.mem_avail | tonumber),
+          vifs: ($kv | map(select(.k == "vif") | .v | split(" ") | {(.[0]): .[1]}) | add // {}),
+          addr: ($o.addr | fromjson) }' <<<"$f" 2>&1) ||
+    { echo "facts: cannot get the guest's facts: $f" >&2; return 1; }
   FACTS=$f; FACTS_T=$SECONDS
 }
 
@@ -33,23 +45,22 @@ schema_problems() {
 }
 
 # wait_schema SCHEMA [TIMEOUT_S] [fixed]: wait until the tree is exactly what
-# SCHEMA says for what the guest has. The guest's facts are re-read every
-# 5 s (addresses finish DAD...), unless "fixed" (the guest is not running
-# commands, e.g. right after restore). On timeout, print the problems.
+# SCHEMA says for what the guest has. The guest's facts are re-read when
+# older than 5 s (addresses finish DAD...), unless "fixed" (the guest runs
+# no command, e.g. right after restore). On timeout, print the problems.
 wait_schema() {
-  local schema=$1 t=${2:-60} fixed=${3:-} end p
-  end=$((SECONDS + t))
+  local schema=$1 t=${2:-60} fixed=${3:-}
   [ -n "$fixed" ] && [ -n "$FACTS" ] || facts || return 1
-  while :; do
-    p=$(schema_problems "$schema")
-    [ -z "$p" ] && return 0
-    [ $SECONDS -ge $end ] && break
-    sleep 0.2
-    if [ -z "$fixed" ] && [ $((SECONDS - FACTS_T)) -ge 5 ]; then facts || return 1; fi
-  done
+  SCHEMA_FIXED=$fixed
+  wait_xs_cond "$t" schema_ok "$schema" && return 0
   echo "after ${t}s the $schema tree is not what the guest has:"
-  sed 's/^/    PROBLEM: /' <<<"$p"
+  sed 's/^/    PROBLEM: /' <<<"$PROBLEMS"
   return 1
+}
+schema_ok() {
+  if [ -z "$SCHEMA_FIXED" ] && [ $((SECONDS - FACTS_T)) -ge 5 ]; then facts || return 1; fi
+  PROBLEMS=$(schema_problems "$1")
+  [ -z "$PROBLEMS" ]
 }
 
 # xapi_view: what XAPI would show from the std nodes (VM_guest_metrics)
@@ -72,8 +83,9 @@ agent_start() {
   T_START=$(now)
   check "agent started in the guest" guest_exec "xga start" 60 || return 1
   AGENT_PID=$(guest_exec "xga pid")
+  check "the agent is running after its start" test -n "$AGENT_PID"
 }
-agent_alive() { [ "$(guest_exec "xga pid")" = "$AGENT_PID" ]; }
+agent_alive() { [ -n "$AGENT_PID" ] && [ "$(guest_exec "xga pid")" = "$AGENT_PID" ]; }
 
 # slot_of FAMILY VALUE [VIF]: the slot holding VALUE under attr/vif/VIF/FAMILY
 slot_of() {

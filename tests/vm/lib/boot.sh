@@ -55,6 +55,11 @@ say() { echo "xga-vm[$NAME]: $*" >&2; }
 
 # ------------------------------------------------------------ per-boot images
 W=$(mktemp -d "$RUNS/$NAME.XXXXXX")
+cleanup() {
+  local q; q=$(cat "$W/qemu.pid" 2>/dev/null) && kill "$q" 2>/dev/null
+  }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 G=$W/guest-root D=$W/dom0-root
 mkdir -p "$G/xenvm" "$D/xenvm"
 cp -a "$GDIR/." "$G/xenvm/"
@@ -169,7 +174,6 @@ for ((i = 1; i <= tries; i++)); do
   cp "$LOGF" "$RUNS/$NAME.failed-boot-$i.log"
   [ $i -lt $tries ] && say "RETRY: re-booting after an emulator failure (log kept in $RUNS/$NAME.failed-boot-$i.log)"
 done
-[ -n "${XGA_VM_KEEP:-}" ] && say "images kept in $W" || rm -rf "$W"
 
 t_of() { grep -a -m1 -e "$1" "$LOGF" | sed -n 's/^\[ *\([0-9.]*\)\].*/\1/p'; }
 say "timings (s since QEMU start): dom0-kernel=$(t_of 'Linux version') toolstack=$(t_of 'XENVM-MARK toolstack-up')" \

@@ -40,17 +40,37 @@ wait_until() {
   done
 }
 
+# wait_xs_cond TIMEOUT_S CMD...: wait until CMD succeeds. CMD runs at once,
+# after each burst of xenstore changes below the domain's home (a watch:
+# no polling, which would steal the CPU the guest needs under TCG), and at
+# least every 5 s. 1 on timeout.
+wait_xs_cond() {
+  local t=$1 end fd wpid left r=1; shift
+  end=$((SECONDS + t))
+  exec {fd}< <(exec xenstore-watch "$XS_HOME" 2>/dev/null)
+  wpid=$!
+  while :; do
+    if "$@" >/dev/null 2>&1; then r=0; break; fi
+    left=$((end - SECONDS)); [ $left -gt 0 ] || break
+    [ $left -gt 5 ] && left=5
+    if read -r -t $left -u $fd _; then
+      while read -r -t 0.1 -u $fd _; do :; done   # a burst: evaluate once
+    elif [ $? -le 128 ]; then
+      sleep 0.2                                   # the watch ended: poll
+    fi
+  done
+  kill $wpid 2>/dev/null; exec {fd}<&-
+  return $r
+}
+
 # guest_exec CMD [TIMEOUT_S]: run CMD with bash in the domU (cwd /xenvm),
 # print its output (up to 64 KiB), return its status (124 on timeout).
 guest_exec() {
   local cmd=$1 t=${2:-120} seq n i
   seq=$(( $(xenstore-read $XS_HOME/xenvm/seq 2>/dev/null || echo 0) + 1 ))
   xenstore-write -R $XS_HOME/xenvm/cmd "$cmd" && xenstore-write $XS_HOME/xenvm/seq "$seq" || return 125
-  local end=$((SECONDS + t))
-  until [ "$(xenstore-read $XS_HOME/xenvm/done 2>/dev/null)" = "$seq" ]; do
-    [ $SECONDS -ge $end ] && { echo "guest_exec: timeout after ${t}s: $cmd" >&2; return 124; }
-    sleep 0.2
-  done
+  wait_xs_cond "$t" xs_is $XS_HOME/xenvm/done "$seq" ||
+    { echo "guest_exec: timeout after ${t}s: $cmd" >&2; return 124; }
   n=$(xenstore-read $XS_HOME/xenvm/nout)
   for ((i = 0; i < n; i++)); do xenstore-read -R $XS_HOME/xenvm/out/$i; done | base64 -d
   return "$(xenstore-read $XS_HOME/xenvm/rc)"
@@ -60,10 +80,10 @@ xs_exists() { xenstore-exists "$1" 2>/dev/null; }
 xs_absent() { ! xenstore-exists "$1" 2>/dev/null; }
 xs_is() { [ "$(xenstore-read "$1" 2>/dev/null)" = "$2" ]; }
 # wait_xs PATH [T], wait_xs_gone PATH [T], wait_xs_value PATH VALUE [T]
-wait_xs() { wait_until "${2:-60}" xs_exists "$1" || { echo "wait_xs: timeout: $1" >&2; return 1; }; }
-wait_xs_gone() { wait_until "${2:-60}" xs_absent "$1" || { echo "wait_xs_gone: timeout: $1" >&2; return 1; }; }
+wait_xs() { wait_xs_cond "${2:-60}" xs_exists "$1" || { echo "wait_xs: timeout: $1" >&2; return 1; }; }
+wait_xs_gone() { wait_xs_cond "${2:-60}" xs_absent "$1" || { echo "wait_xs_gone: timeout: $1 = '$(xenstore-read "$1" 2>&1)'" >&2; return 1; }; }
 wait_xs_value() {
-  wait_until "${3:-60}" xs_is "$1" "$2" ||
+  wait_xs_cond "${3:-60}" xs_is "$1" "$2" ||
     { echo "wait_xs_value: timeout: $1 != '$2' (is '$(xenstore-read "$1" 2>&1)')" >&2; return 1; }
 }
 # wait_guest_log REGEX [T]: wait for a line on the domU console
