@@ -80,7 +80,7 @@ pub trait OpLogExt {
     /// Number of requests of each type.
     fn counts(&self) -> BTreeMap<MsgType, usize>;
     /// Requests from the guest socket only.
-    fn from_guest(&self) -> Vec<&OpRecord>;
+    fn by_guest(&self) -> Vec<&OpRecord>;
 }
 
 impl OpLogExt for [OpRecord] {
@@ -104,7 +104,7 @@ impl OpLogExt for [OpRecord] {
         m
     }
 
-    fn from_guest(&self) -> Vec<&OpRecord> {
+    fn by_guest(&self) -> Vec<&OpRecord> {
         self.iter().filter(|o| o.origin.is_guest()).collect()
     }
 }

@@ -269,9 +269,7 @@ impl Store {
                     continue;
                 }
                 for w in &c.watches {
-                    let hit = if ch.exact {
-                        w.path == ch.path
-                    } else if path::is_special(&ch.path) {
+                    let hit = if ch.exact || path::is_special(&ch.path) {
                         w.path == ch.path
                     } else {
                         !path::is_special(&w.path) && path::is_within(&ch.path, &w.path)
