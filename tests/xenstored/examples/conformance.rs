@@ -18,7 +18,7 @@ fn main() {
             std::process::exit(2);
         }
     };
-    for line in probe::run(&mut c) {
+    for line in probe::run(&mut c, std::time::Duration::from_millis(300)) {
         println!("{line}");
     }
 }

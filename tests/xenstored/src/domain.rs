@@ -103,17 +103,39 @@ pub fn skeleton(cfg: &DomainConfig) -> Vec<NodeSpec> {
     add("store/port", "1", ro(d));
     add("store/ring-ref", "1044476", ro(d));
     add("console", "", ro(d));
-    add("console/backend-id", "0", ro(d));
+    add(
+        "console/backend",
+        &format!("/local/domain/0/backend/console/{d}/0"),
+        ro(d),
+    );
+    add("console/backend-id", "0", frontend(d));
+    add("console/limit", "1048576", ro(d));
     add("console/type", "xenconsoled", ro(d));
+    add("console/output", "pty", ro(d));
+    add("console/tty", "/dev/pts/0", ro(d));
     add("console/port", "2", ro(d));
     add("console/ring-ref", "1044477", ro(d));
+    let be = format!("/local/domain/0/backend/console/{d}/0");
+    v.push((be.clone(), String::new(), ro(d)));
+    for (k, val) in [
+        ("frontend", format!("/local/domain/{d}/console")),
+        ("frontend-id", d.to_string()),
+        ("online", "1".into()),
+        ("state", "1".into()),
+        ("protocol", "vt100".into()),
+    ] {
+        v.push((format!("{be}/{k}"), val, ro(d)));
+    }
     for (id, mac) in &cfg.vifs {
         v.extend(vif(d, *id, mac));
     }
     let vm = format!("/vm/{}", cfg.uuid);
     v.push((vm.clone(), String::new(), ro(d)));
-    v.push((format!("{vm}/uuid"), cfg.uuid.clone(), ro(d)));
     v.push((format!("{vm}/name"), cfg.name.clone(), ro(d)));
+    v.push((format!("{vm}/uuid"), cfg.uuid.clone(), ro(d)));
+    v.push((format!("{vm}/image"), String::new(), ro(d)));
+    v.push((format!("{vm}/image/ostype"), "linux".into(), ro(d)));
+    v.push((format!("{vm}/start_time"), "1795249801.12".into(), ro(d)));
     v
 }
 
@@ -124,23 +146,54 @@ pub fn vif(domid: u32, id: u32, mac: &str) -> Vec<NodeSpec> {
     let be = format!("/local/domain/0/backend/vif/{domid}/{id}");
     let f = frontend(domid);
     let b = ro(domid);
-    vec![
-        (fe.clone(), String::new(), f.clone()),
-        (format!("{fe}/backend"), be.clone(), f.clone()),
-        (format!("{fe}/backend-id"), "0".into(), f.clone()),
-        (format!("{fe}/state"), "4".into(), f.clone()),
-        (format!("{fe}/handle"), id.to_string(), f.clone()),
-        (format!("{fe}/mac"), mac.into(), f),
-        (be.clone(), String::new(), b.clone()),
-        (format!("{be}/frontend"), fe.clone(), b.clone()),
-        (format!("{be}/frontend-id"), domid.to_string(), b.clone()),
-        (format!("{be}/online"), "1".into(), b.clone()),
-        (format!("{be}/state"), "4".into(), b.clone()),
-        (format!("{be}/handle"), id.to_string(), b.clone()),
-        (format!("{be}/mac"), mac.into(), b.clone()),
-        (format!("{be}/bridge"), "xenbr0".into(), b.clone()),
-        (format!("{be}/type"), "vif".into(), b),
-    ]
+    let mut v: Vec<NodeSpec> = vec![(fe.clone(), String::new(), f.clone())];
+    // What libxl writes, then what the guest's netfront adds on connecting.
+    let front = [
+        ("backend", be.clone()),
+        ("backend-id", "0".into()),
+        ("state", "4".into()),
+        ("handle", id.to_string()),
+        ("mac", mac.into()),
+        ("trusted", "1".into()),
+        ("mtu", "1500".into()),
+        ("xdp-headroom", "0".into()),
+        ("multi-queue-num-queues", "1".into()),
+        ("tx-ring-ref", (520 + 2 * id).to_string()),
+        ("rx-ring-ref", (521 + 2 * id).to_string()),
+        ("event-channel-tx", (8 + 2 * id).to_string()),
+        ("event-channel-rx", (9 + 2 * id).to_string()),
+        ("request-rx-copy", "1".into()),
+        ("feature-rx-notify", "1".into()),
+        ("feature-sg", "1".into()),
+        ("feature-gso-tcpv4", "1".into()),
+        ("feature-gso-tcpv6", "1".into()),
+        ("feature-ipv6-csum-offload", "1".into()),
+    ];
+    for (k, val) in front {
+        // mtu is the only dom0-owned frontend node
+        let perms = if k == "mtu" { b.clone() } else { f.clone() };
+        v.push((format!("{fe}/{k}"), val, perms));
+    }
+    v.push((be.clone(), String::new(), b.clone()));
+    let back = [
+        ("frontend", fe.clone()),
+        ("frontend-id", domid.to_string()),
+        ("online", "1".into()),
+        ("state", "4".into()),
+        ("script", "/etc/xen/scripts/vif-bridge".into()),
+        ("mac", mac.into()),
+        ("bridge", "xenbr0".into()),
+        ("handle", id.to_string()),
+        ("type", "vif".into()),
+        ("hotplug-status", "connected".into()),
+        ("feature-sg", "1".into()),
+        ("feature-rx-copy", "1".into()),
+        ("multi-queue-max-queues", "1".into()),
+    ];
+    for (k, val) in back {
+        v.push((format!("{be}/{k}"), val, b.clone()));
+    }
+    v
 }
 
 /// An SR-IOV VF as XAPI announces it: `xenserver/device/net-sriov-vf/<id>/mac`
@@ -168,18 +221,25 @@ pub fn feature_balloon(domid: u32) -> NodeSpec {
     )
 }
 
-/// Nodes that exist before any guest.
+/// Nodes that exist before any guest (xenstored and xen-init-dom0).
 pub fn base() -> Vec<NodeSpec> {
     let dom0 = || Perms::new(0, Access::None);
+    let node = |p: &str, v: &str| (p.to_string(), v.to_string(), dom0());
     vec![
-        ("/local".into(), String::new(), dom0()),
-        ("/local/domain".into(), String::new(), dom0()),
-        ("/local/domain/0".into(), String::new(), dom0()),
-        ("/local/domain/0/name".into(), "Domain-0".into(), dom0()),
-        ("/local/domain/0/domid".into(), "0".into(), dom0()),
-        ("/local/domain/0/backend".into(), String::new(), dom0()),
-        ("/local/domain/0/backend/vif".into(), String::new(), dom0()),
-        ("/vm".into(), String::new(), dom0()),
-        ("/tool".into(), String::new(), dom0()),
+        node("/tool", ""),
+        node("/tool/xenstored", ""),
+        node("/local", ""),
+        node("/local/domain", ""),
+        node("/local/domain/0", ""),
+        node("/local/domain/0/control", ""),
+        node("/local/domain/0/control/feature-poweroff", "1"),
+        node("/local/domain/0/control/feature-reboot", "1"),
+        node("/local/domain/0/control/feature-suspend", "1"),
+        node("/local/domain/0/domid", "0"),
+        node("/local/domain/0/name", "Domain-0"),
+        node("/local/domain/0/backend", ""),
+        node("/local/domain/0/backend/console", ""),
+        node("/local/domain/0/backend/vif", ""),
+        node("/vm", ""),
     ]
 }

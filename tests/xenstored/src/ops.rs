@@ -98,13 +98,14 @@ impl Ctx<'_> {
     }
 
     /// C xenstored's `errno_from_parents`: a missing node is `ENOENT` only
-    /// to callers who may read its nearest existing ancestor, `EACCES`
-    /// otherwise (they must not learn what exists).
-    fn missing(&self, path: &str) -> Errno {
+    /// to callers who would have the rights `need` wants on its nearest
+    /// existing ancestor, `EACCES` otherwise (so a guest removing a missing
+    /// node of its read-only home gets `EACCES`, as from C xenstored 4.17).
+    fn missing(&self, path: &str, need: fn(Rights) -> bool) -> Errno {
         let mut p = path;
         while let Some(parent) = path::parent(p) {
             if let Some(n) = self.tree.get(parent) {
-                return if self.rights(n).read {
+                return if need(self.rights(n)) {
                     Errno::ENOENT
                 } else {
                     Errno::EACCES
@@ -121,7 +122,7 @@ impl Ctx<'_> {
         match self.tree.get(path) {
             Some(n) if need(self.rights(n)) => Ok(self.tree.get(path).ok_or(Errno::ENOENT)?),
             Some(_) => Err(Errno::EACCES),
-            None => Err(self.missing(path)),
+            None => Err(self.missing(path, need)),
         }
     }
 

@@ -299,9 +299,6 @@ impl Store {
                 o
             }
         };
-        if let (Err(Errno::ENOSYS), Some(k)) = (&out.reply, kind) {
-            out.value = Some(format!("unsupported {k}"));
-        }
         let (ty, payload) = match &out.reply {
             Ok(p) => (hdr.ty, p.clone()),
             Err(e) => (MsgType::Error as u32, wire::join_args(&[e.name()])),
@@ -548,9 +545,10 @@ impl Store {
         match kind {
             MsgType::GetDomainPath => {
                 out.path = first.clone();
-                out.reply = match first.as_deref().map(str::parse::<u32>) {
-                    Some(Ok(d)) => Ok(wire::join_args(&[path::domain_path(d)])),
-                    _ => Err(Errno::EINVAL),
+                // C xenstored reads the domid with atoi(): garbage is 0.
+                out.reply = match first.as_deref() {
+                    Some(arg) => Ok(wire::join_args(&[path::domain_path(atoi(arg))])),
+                    None => Err(Errno::EINVAL),
                 };
             }
             MsgType::TransactionStart => {
@@ -597,7 +595,16 @@ impl Store {
             | MsgType::IsDomainIntroduced
             | MsgType::Resume
             | MsgType::SetTarget
-            | MsgType::Control => out.reply = Err(Errno::ENOSYS),
+            | MsgType::Control => {
+                // Privileged requests: a guest gets EACCES as from C
+                // xenstored; dom0 gets ENOSYS (not implemented here).
+                out.value = first;
+                out.reply = Err(if who.privileged {
+                    Errno::ENOSYS
+                } else {
+                    Errno::EACCES
+                });
+            }
             _ => out.reply = Err(Errno::EINVAL),
         }
         out
@@ -757,6 +764,16 @@ impl Store {
             }
         }
     }
+}
+
+/// C's `atoi`: leading decimal digits, 0 if none.
+fn atoi(s: &str) -> u32 {
+    let digits: String = s
+        .trim_start()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().unwrap_or(0)
 }
 
 fn special(name: &str) -> Change {

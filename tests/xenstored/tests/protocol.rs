@@ -41,7 +41,14 @@ fn libxl_skeleton_as_the_guest_and_dom0_see_it() {
     assert_eq!(g.read("device/vif/0/mac").unwrap(), "00:16:3e:5e:00:01");
     assert_eq!(g.get_domain_path(5).unwrap(), "/local/domain/5");
     assert_eq!(g.get_perms("/local/domain/5").unwrap(), ["n0", "r5"]);
-    for p in ["data", "attr", "feature", "drivers", "error", "control/shutdown"] {
+    for p in [
+        "data",
+        "attr",
+        "feature",
+        "drivers",
+        "error",
+        "control/shutdown",
+    ] {
         assert_eq!(g.get_perms(p).unwrap(), ["n5"], "{p}");
     }
     assert_eq!(g.get_perms("control").unwrap(), ["n0", "r5"]);
@@ -61,7 +68,11 @@ fn guest_permissions_follow_c_xenstored() {
     let xs = server(5);
     let mut g = guest(&xs);
     g.write("data/a/b", "1").unwrap();
-    assert_eq!(g.get_perms("data/a").unwrap(), ["n5"], "created parents owned");
+    assert_eq!(
+        g.get_perms("data/a").unwrap(),
+        ["n5"],
+        "created parents owned"
+    );
     assert_eq!(g.write("foo", "1"), err("EACCES"));
     assert_eq!(g.write("control/feature-balloon", "1"), err("EACCES"));
     assert_eq!(g.read("nonexistent"), err("ENOENT"));
@@ -87,7 +98,11 @@ fn watches_fire_on_registration_changes_and_only_if_readable() {
     let mut g = guest(&xs);
     let mut d = dom0(&xs);
     g.watch("data", "t").unwrap();
-    assert_eq!(g.next_event(T), Some(ev("data", "t")), "fires on registration");
+    assert_eq!(
+        g.next_event(T),
+        Some(ev("data", "t")),
+        "fires on registration"
+    );
     d.watch("/local/domain/5/data", "d").unwrap();
     assert_eq!(d.next_event(T), Some(ev("/local/domain/5/data", "d")));
 
@@ -95,16 +110,27 @@ fn watches_fire_on_registration_changes_and_only_if_readable() {
     assert_eq!(g.next_event(T), Some(ev("data/x", "t")), "relative path");
     assert_eq!(d.next_event(T), Some(ev("/local/domain/5/data/x", "d")));
     g.write("data/x", "1").unwrap();
-    assert_eq!(g.next_event(T), Some(ev("data/x", "t")), "same value fires too");
+    assert_eq!(
+        g.next_event(T),
+        Some(ev("data/x", "t")),
+        "same value fires too"
+    );
     g.set_perms("data/x", &["n5", "r0"]).unwrap();
-    assert_eq!(g.next_event(T), Some(ev("data/x", "t")), "perms change fires");
+    assert_eq!(
+        g.next_event(T),
+        Some(ev("data/x", "t")),
+        "perms change fires"
+    );
     g.write("data/y/z", "1").unwrap();
     assert_eq!(g.next_event(T), Some(ev("data/y/z", "t")));
     g.watch("data/y/z", "exact").unwrap();
     assert_eq!(g.next_event(T), Some(ev("data/y/z", "exact")));
     g.rm("data/y").unwrap();
     let got = [g.next_event(T), g.next_event(T)];
-    assert_eq!(got, [Some(ev("data/y/z", "exact")), Some(ev("data/y", "t"))]);
+    assert_eq!(
+        got,
+        [Some(ev("data/y/z", "exact")), Some(ev("data/y", "t"))]
+    );
 
     // dom0 changes nodes the guest may not read (nor their parent): no
     // event for the guest, though its watch covers them.
@@ -169,7 +195,11 @@ fn transactions_are_isolated_and_fire_at_commit() {
     assert_eq!(g.transaction_end(999, true), err("ENOENT"));
     let tx = g.transaction_start().unwrap();
     assert_eq!(g.call(MsgType::TransactionEnd, tx, &["X"]), err("EINVAL"));
-    assert_eq!(w.read_tx(tx, "data/a"), err("ENOENT"), "another connection's");
+    assert_eq!(
+        w.read_tx(tx, "data/a"),
+        err("ENOENT"),
+        "another connection's"
+    );
     assert_eq!(g.call(MsgType::TransactionStart, tx, &[""]), err("EBUSY"));
 }
 
@@ -221,7 +251,13 @@ fn limits_value_size_payload_and_quota() {
     assert_eq!(g.write("data/v", &"x".repeat(2016)), err("ENOSPC"));
     xs.write("data/v", &"x".repeat(3000)).unwrap();
 
-    xs.set_node_quota(xs.tree("/").values().filter(|n| n.perms.starts_with("n5")).count() + 2);
+    xs.set_node_quota(
+        xs.tree("/")
+            .values()
+            .filter(|n| n.perms.starts_with("n5"))
+            .count()
+            + 2,
+    );
     g.write("data/q1", "").unwrap();
     g.write("data/q2", "").unwrap();
     assert_eq!(g.write("data/q3", ""), err("ENOSPC"));
@@ -261,8 +297,24 @@ fn unknown_and_unsupported_requests() {
     let xs = server(5);
     let mut g = guest(&xs);
     assert_eq!(g.call_raw(99, 0, b"x\0"), err("ENOSYS"));
-    assert_eq!(g.call(MsgType::Introduce, 0, &["9", "1", "1"]), err("ENOSYS"));
-    assert_eq!(g.call(MsgType::GetDomainPath, 0, &["x"]), err("EINVAL"));
+    // privileged requests: EACCES for a guest (as C xenstored), not
+    // implemented for dom0
+    assert_eq!(
+        g.call(MsgType::Introduce, 0, &["9", "1", "1"]),
+        err("EACCES")
+    );
+    let mut d = dom0(&xs);
+    assert_eq!(
+        d.call(MsgType::Introduce, 0, &["9", "1", "1"]),
+        err("ENOSYS")
+    );
+    assert_eq!(d.call(MsgType::Control, 0, &["print", "x"]), err("ENOSYS"));
+    // C xenstored parses the domid with atoi()
+    assert_eq!(g.get_domain_path(7).unwrap(), "/local/domain/7");
+    assert_eq!(
+        g.call(MsgType::GetDomainPath, 0, &["x"]).unwrap(),
+        b"/local/domain/0\0"
+    );
     assert_eq!(g.read("domid").unwrap(), "5", "still connected");
 }
 
@@ -270,7 +322,9 @@ fn unknown_and_unsupported_requests() {
 fn big_directories_need_directory_part() {
     let xs = server(5);
     let mut d = dom0(&xs);
-    let names: Vec<String> = (0..120).map(|i| format!("{i:03}-{}", "n".repeat(40))).collect();
+    let names: Vec<String> = (0..120)
+        .map(|i| format!("{i:03}-{}", "n".repeat(40)))
+        .collect();
     for n in &names {
         xs.write(&format!("data/big/{n}"), "").unwrap();
     }
@@ -280,7 +334,11 @@ fn big_directories_need_directory_part() {
     loop {
         let off = offset.to_string();
         let reply = d
-            .call(MsgType::DirectoryPart, 0, &["/local/domain/5/data/big", &off])
+            .call(
+                MsgType::DirectoryPart,
+                0,
+                &["/local/domain/5/data/big", &off],
+            )
             .unwrap();
         let parts = wire::split_args(&reply);
         let children: Vec<String> = parts[1..]
@@ -360,7 +418,10 @@ fn new_domain_after_restore_or_migration() {
     xs.new_domain(9);
     let mut evs = vec![g.next_event(T).unwrap(), g.next_event(T).unwrap()];
     evs.sort_by(|a, b| a.token.cmp(&b.token));
-    assert_eq!(evs, [ev("data", "data"), ev("control/shutdown", "shutdown")]);
+    assert_eq!(
+        evs,
+        [ev("data", "data"), ev("control/shutdown", "shutdown")]
+    );
     assert_eq!(g.next_event(QUIET), None);
     assert_eq!(d.next_event(T), Some(ev("@releaseDomain", "rel")));
 
@@ -394,7 +455,8 @@ fn toolstack_helpers() {
         "00:16:3e:00:00:03"
     );
     assert_eq!(g.write("xenserver/device/x", "1"), err("EACCES"));
-    g.write("xenserver/attr/net-sriov-vf/3/ipv4/0", "10.0.0.2").unwrap();
+    g.write("xenserver/attr/net-sriov-vf/3/ipv4/0", "10.0.0.2")
+        .unwrap();
     xs.set_unique_domain_id("7e4c").unwrap();
     assert_eq!(g.read("unique-domain-id").unwrap(), "7e4c");
     let tree = xs.tree("device/vif/0");

@@ -78,9 +78,21 @@ fn tools_read_write_list_exists_rm() {
     let xs = server();
     let g = xs.socket_path();
     assert_eq!(ok(g, &["xenstore-read", "name"]), "domU\n");
-    ok(g, &["xenstore-write", "data/os_name", "Debian GNU/Linux 12", "data/x", "1"]);
+    ok(
+        g,
+        &[
+            "xenstore-write",
+            "data/os_name",
+            "Debian GNU/Linux 12",
+            "data/x",
+            "1",
+        ],
+    );
     assert_eq!(xs.read("data/os_name").unwrap(), "Debian GNU/Linux 12");
-    assert_eq!(ok(g, &["xenstore-read", "data/os_name"]), "Debian GNU/Linux 12\n");
+    assert_eq!(
+        ok(g, &["xenstore-read", "data/os_name"]),
+        "Debian GNU/Linux 12\n"
+    );
     assert_eq!(ok(g, &["xenstore-list", "data"]), "os_name\nx\n");
     assert!(run(g, &["xenstore-exists", "data/x"]).status.success());
     assert!(!run(g, &["xenstore-exists", "data/y"]).status.success());
@@ -89,7 +101,9 @@ fn tools_read_write_list_exists_rm() {
     let ls = ok(g, &["xenstore-ls", "-p", "/local/domain/5/control"]);
     assert!(ls.contains("shutdown = \"\""), "{ls}");
     assert!(ls.contains("(n5)"), "{ls}");
-    assert!(!run(g, &["xenstore-read", "/local/domain/0/name"]).status.success());
+    assert!(!run(g, &["xenstore-read", "/local/domain/0/name"])
+        .status
+        .success());
     assert!(!run(g, &["xenstore-ls", "/"]).status.success());
 }
 
@@ -100,7 +114,10 @@ fn dom0_sees_the_tree_with_permissions() {
     }
     let xs = server();
     let d = xs.dom0_socket_path().unwrap();
-    ok(xs.socket_path(), &["xenstore-write", "attr/vif/0/ipv4/0", "10.0.0.2"]);
+    ok(
+        xs.socket_path(),
+        &["xenstore-write", "attr/vif/0/ipv4/0", "10.0.0.2"],
+    );
     let ls = ok(d, &["xenstore-ls", "-p", "/local/domain/5"]);
     for want in [
         "name = \"domU\"",
@@ -132,8 +149,23 @@ fn chmod_and_permission_denial() {
     let last = xs.ops().of_kind(MsgType::Write).last().unwrap().result;
     assert_eq!(last, Err(Errno::EACCES));
     // ...XAPI pre-creates feature-balloon guest-writable.
-    ok(d, &["xenstore-write", "/local/domain/5/control/feature-balloon", ""]);
-    ok(d, &["xenstore-chmod", "/local/domain/5/control/feature-balloon", "n5", "r0"]);
+    ok(
+        d,
+        &[
+            "xenstore-write",
+            "/local/domain/5/control/feature-balloon",
+            "",
+        ],
+    );
+    ok(
+        d,
+        &[
+            "xenstore-chmod",
+            "/local/domain/5/control/feature-balloon",
+            "n5",
+            "r0",
+        ],
+    );
     ok(g, &["xenstore-write", "control/feature-balloon", "1"]);
     assert_eq!(xs.perms("control/feature-balloon").unwrap(), "n5,r0");
     // The guest may change the permissions of what it owns, not give it away.
@@ -141,7 +173,9 @@ fn chmod_and_permission_denial() {
     ok(g, &["xenstore-chmod", "data/p", "n5", "r0"]);
     assert_eq!(xs.perms("data/p").unwrap(), "n5,r0");
     assert!(!run(g, &["xenstore-chmod", "data/p", "n0"]).status.success());
-    assert!(!run(g, &["xenstore-chmod", "control", "n5"]).status.success());
+    assert!(!run(g, &["xenstore-chmod", "control", "n5"])
+        .status
+        .success());
 }
 
 #[test]
@@ -151,8 +185,15 @@ fn watch_tool_sees_writes() {
     }
     let xs = server();
     let (mut child, lines) = spawn(xs.socket_path(), &["xenstore-watch", "-n", "2", "data"]);
-    assert!(xs.wait_for(T, |v| v.watches().len() == 1), "watch registered");
-    assert_eq!(lines.recv_timeout(T).unwrap(), "data", "fires on registration");
+    assert!(
+        xs.wait_for(T, |v| v.watches().len() == 1),
+        "watch registered"
+    );
+    assert_eq!(
+        lines.recv_timeout(T).unwrap(),
+        "data",
+        "fires on registration"
+    );
     ok(xs.socket_path(), &["xenstore-write", "data/w", "1"]);
     assert_eq!(lines.recv_timeout(T).unwrap(), "data/w");
     assert!(child.wait().unwrap().success());
@@ -166,7 +207,10 @@ fn tools_retry_injected_eagain() {
     let xs = server();
     xs.fail_next_commits(3);
     // Several nodes: xenstore-write uses a transaction (not for just one).
-    ok(xs.socket_path(), &["xenstore-write", "data/t", "v", "data/u", "w"]);
+    ok(
+        xs.socket_path(),
+        &["xenstore-write", "data/t", "v", "data/u", "w"],
+    );
     assert_eq!(xs.read("data/t").unwrap(), "v");
     let ends: Vec<_> = xs
         .ops()
@@ -199,14 +243,22 @@ fn dropped_connections_and_restart() {
     assert!(xs.wait_for(T, |v| v.connections() == 0 && v.watches().is_empty()));
     // The watch is gone: a write reaches nobody. (xenstore-watch itself
     // does not notice a lost connection; the agent must.)
-    ok(xs.socket_path(), &["xenstore-write", "data/after-drop", "1"]);
+    ok(
+        xs.socket_path(),
+        &["xenstore-write", "data/after-drop", "1"],
+    );
     child.kill().unwrap();
     child.wait().unwrap();
 
     xs.restart().unwrap();
-    assert_eq!(ok(xs.socket_path(), &["xenstore-read", "data/after-drop"]), "1\n");
+    assert_eq!(
+        ok(xs.socket_path(), &["xenstore-read", "data/after-drop"]),
+        "1\n"
+    );
     xs.stop();
-    assert!(!run(xs.socket_path(), &["xenstore-read", "domid"]).status.success());
+    assert!(!run(xs.socket_path(), &["xenstore-read", "domid"])
+        .status
+        .success());
     xs.start().unwrap();
     assert_eq!(ok(xs.socket_path(), &["xenstore-read", "domid"]), "5\n");
 }

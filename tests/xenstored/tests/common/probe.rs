@@ -9,12 +9,14 @@ use std::time::Duration;
 
 use test_xenstored::{Client, MsgType};
 
-/// Runs the probe as the guest; returns `key: answer` lines.
-pub fn run(c: &mut Client) -> Vec<String> {
+/// Runs the probe as the guest; returns `key: answer` lines. `settle` is
+/// how long to wait for watch events that may come.
+pub fn run(c: &mut Client, settle: Duration) -> Vec<String> {
     let mut p = Probe {
         c,
         out: Vec::new(),
         domid: String::new(),
+        settle,
     };
     p.all();
     p.out
@@ -24,9 +26,8 @@ struct Probe<'a> {
     c: &'a mut Client,
     out: Vec<String>,
     domid: String,
+    settle: Duration,
 }
-
-const SETTLE: Duration = Duration::from_millis(300);
 
 impl Probe<'_> {
     fn norm(&self, s: &str) -> String {
@@ -60,7 +61,7 @@ impl Probe<'_> {
 
     fn events(&mut self, key: &str) {
         let mut ev = Vec::new();
-        while let Some(e) = self.c.next_event(SETTLE) {
+        while let Some(e) = self.c.next_event(self.settle) {
             ev.push(format!("{} {}", e.path, e.token));
         }
         self.line(key, format!("events {ev:?}"));
@@ -100,7 +101,10 @@ impl Probe<'_> {
             "/vm",
             "vm",
         ] {
-            let r = self.c.read(p).map(|v| if p == "vm" { "/vm/UUID".into() } else { v });
+            let r = self
+                .c
+                .read(p)
+                .map(|v| if p == "vm" { "/vm/UUID".into() } else { v });
             self.res(&format!("read {p:?}"), r);
         }
         let r = self.c.directory("control");
@@ -335,7 +339,7 @@ impl Probe<'_> {
             self.res("unrelated: commit after outside write elsewhere", r);
         }
         let _ = self.c.watch("data/probe/tw", "tokT");
-        let _ = self.c.next_event(SETTLE);
+        let _ = self.c.next_event(self.settle);
         if let Ok(t) = self.c.transaction_start() {
             let _ = self.c.write_tx(t, "data/probe/tw/x", "1");
             let _ = self.c.write_tx(t, "data/probe/tw/y", "1");
