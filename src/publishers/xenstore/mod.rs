@@ -1,6 +1,12 @@
 //! The xenstore publisher (stub: replaced by the xenstore publisher work).
 
+pub mod plan;
+pub mod rfc;
 pub mod schema;
+pub mod slots;
+// Not `mod std`: it would shadow the standard library in this module's paths.
+#[path = "std.rs"]
+pub mod std_schema;
 
 use std::io;
 
