@@ -50,11 +50,12 @@ pub async fn run(
     let mut waiting: BTreeSet<usize> = (0..collectors.len()).collect();
     // Each item says which collector it comes from; `None` marks the end of
     // a collector (one that ends without an initial state is not waited for).
-    let mut events = stream::select_all(collectors.into_iter().enumerate().map(|(i, s)| {
-        s.map(Some)
-            .chain(stream::once(async { None }))
-            .map(move |e| (i, e))
-    }));
+    let mut events = stream::select_all(
+        collectors
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| s.map(Some).chain(stream::iter([None])).map(move |e| (i, e))),
+    );
     let mut state = State::new();
     let mut ready = false;
     let mut shutdown = std::pin::pin!(shutdown);
