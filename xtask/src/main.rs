@@ -58,11 +58,11 @@ Log filter, e.g. \fBdebug\fR or \fBxen_guest_agent::publishers=trace\fR; overrid
 Set by systemd for \fBType=notify\fR services: \fBREADY=1\fR is sent there after the first complete publication.
 .TP
 \fBXEN_GUEST_AGENT_ARGS\fR
-Not read by the agent: the systemd unit and the FreeBSD rc.d script append it to the command line (set it in \fI/etc/default/xen\-guest\-agent\fR, or \fBxen_guest_agent_flags\fR in \fI/etc/rc.conf\fR).
+Not read by the agent: the systemd unit appends it to the command line; set it in \fI/etc/default/xen\-guest\-agent\fR. (FreeBSD: \fBxen_guest_agent_args\fR in \fI/etc/rc.conf\fR.)
 .SH FILES
 .TP
 \fI/dev/xen/xenbus\fR, \fI/run/xenstored/socket\fR
-The xenstore connection (through libxenstore).
+The xenstore connection (FreeBSD: \fI/dev/xen/xenstore\fR).
 .TP
 \fI/proc\fR, \fI/sys\fR
 Where the facts are read (Linux).
