@@ -67,7 +67,7 @@ The xenstore connection (FreeBSD: \fI/dev/xen/xenstore\fR).
 \fI/proc\fR, \fI/sys\fR
 Where the facts are read (Linux).
 .TP
-\fI/etc/default/xen\-guest\-agent\fR
+\fI/etc/default/xen\-guest\-agent\fR, \fI/etc/sysconfig/xen\-guest\-agent\fR
 Environment of the systemd service (\fBXEN_GUEST_AGENT_ARGS\fR, \fBXENSTORE_SCHEMA\fR, \fBRUST_LOG\fR).
 .SH SEE ALSO
 \fBxenstore\-ls\fR(1), \fBsystemd.service\fR(5), \fBsyslog\fR(3)
