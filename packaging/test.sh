@@ -42,6 +42,7 @@ need=()
 command -v debootstrap >/dev/null || need+=(debootstrap)
 command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v dpkg-shlibdeps >/dev/null || need+=(dpkg-dev)
+command -v rpmbuild >/dev/null || need+=(rpm)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]}"
   apt-get update -qq
@@ -189,7 +190,9 @@ cat "$log"
 check "removed: state rc (config files kept)" [ "$(status "$package")" = rc ]
 check "removed: binary gone" [ ! -e "$root/usr/sbin/xen-guest-agent" ]
 check "removed: conffile kept" [ -f "$root/etc/default/xen-guest-agent" ]
-check "removed: unit not enabled any more" [ ! -e "$root/etc/systemd/system/multi-user.target.wants/$unit" ]
+# Its enablement stays until purge (an administrator's choice survives a
+# remove/reinstall), masked so that it cannot start anything meanwhile.
+check "removed: unit masked" [ "$(readlink "$root/etc/systemd/system/$unit")" = /dev/null ]
 if in_root dpkg -P "$package" > "$log" 2>&1; then ok "dpkg -P"; else bad "dpkg -P"; fi
 cat "$log"
 check "purged: package unknown to dpkg" [ -z "$(status "$package")" ]
@@ -199,6 +202,33 @@ if [ "$before" = "$after" ]; then
 else
   bad "purged: files left behind or changed (- before, + after):"
   diff <(echo "$before") <(echo "$after") || true
+fi
+
+echo "=== RPM spec"
+spec=$top/packaging/rpm/xen-guest-agent.spec
+if out=$(rpmspec -P "$spec" 2>&1 >/dev/null) && [ -z "$out" ]; then ok "rpmspec -P parses the spec, no warning"
+else bad "rpmspec -P"; echo "$out"; fi
+# The same binary as the .deb's.
+dpkg-deb --fsys-tarfile "$deb" | tar -xO ./usr/sbin/xen-guest-agent > "$work/xen-guest-agent"
+chmod 0755 "$work/xen-guest-agent"
+rargs=(--out "$work/rpm" --binary "$work/xen-guest-agent")
+[ -n "$static" ] && rargs+=(--static)
+if rpm=$("$top/packaging/rpm/build.sh" "${rargs[@]}" 2>"$work/rpmbuild.log" | tail -n1) && [ -f "$rpm" ]; then
+  ok "rpmbuild from the prebuilt binary: $(basename "$rpm")"
+  rfiles=$(rpm -qlp "$rpm" 2>/dev/null)
+  for f in /usr/sbin/xen-guest-agent /usr/lib/systemd/system/$unit /etc/sysconfig/xen-guest-agent \
+      /usr/share/man/man8/xen-guest-agent.8 /usr/share/bash-completion/completions/xen-guest-agent \
+      /usr/share/zsh/site-functions/_xen-guest-agent /usr/share/fish/vendor_completions.d/xen-guest-agent.fish; do
+    check "rpm has $f" grep -qx "$f" <<<"$rfiles"
+  done
+  check "rpm obsoletes xe-guest-utilities" sh -c "rpm -qp --obsoletes '$rpm' 2>/dev/null | grep -q '^xe-guest-utilities '"
+  if [ -n "$static" ]; then
+    check "static rpm does not require xen-libs" sh -c "! rpm -qp --requires '$rpm' 2>/dev/null | grep -q xen-libs"
+  else
+    check "rpm requires xen-libs" sh -c "rpm -qp --requires '$rpm' 2>/dev/null | grep -qx xen-libs"
+  fi
+else
+  bad "rpmbuild"; tail -n 20 "$work/rpmbuild.log"
 fi
 
 echo "=== package test: $((SECONDS - start)) s"
