@@ -43,6 +43,7 @@ command -v debootstrap >/dev/null || need+=(debootstrap)
 command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v dpkg-shlibdeps >/dev/null || need+=(dpkg-dev)
 command -v rpmbuild >/dev/null || need+=(rpm)
+command -v systemd-nspawn >/dev/null || need+=(systemd-container)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]}"
   apt-get update -qq
@@ -89,8 +90,10 @@ mirror=$(sed -n 's/^URIs:[[:space:]]*\([^[:space:]]*\).*/\1/p; s/^deb[[:space:]]
   grep -m1 -E '/debian/?$' || true)
 mirror=${mirror:-http://deb.debian.org/debian}
 # libxenstore4 is in the root so that the dynamic package's dependency is
-# met offline; the static variant's test removes it first.
-include=libxenstore4,init-system-helpers
+# met offline (the static variant's test removes it first); systemd, dbus
+# and iproute2 for the boot under systemd-nspawn (systemd is installed but
+# not running during the dpkg tests, as in an image build).
+include=libxenstore4,init-system-helpers,systemd,systemd-sysv,dbus,iproute2
 tarball=$cache/$suite-minbase-${include//,/-}.tar.gz
 mkdir -p "$cache" "$root"
 if [ ! -f "$tarball" ]; then
@@ -202,6 +205,48 @@ if [ "$before" = "$after" ]; then
 else
   bad "purged: files left behind or changed (- before, + after):"
   diff <(echo "$before") <(echo "$after") || true
+fi
+
+echo "=== the service under a running systemd (systemd-nspawn)"
+# The package installed again, the root booted with systemd: the unit must
+# start (Type=notify: READY=1 after the first publication) inside its
+# sandbox. Not a Xen guest: the drop-in lifts ConditionVirtualization and
+# the agent publishes on stdout (through XEN_GUEST_AGENT_ARGS in
+# /etc/default, as an administrator would). An ExecStartPre probe, in the
+# same sandbox, checks that what the agent needs is reachable and the rest
+# is read-only.
+in_root dpkg -i "/tmp/$(basename "$deb")" >/dev/null
+echo 'XEN_GUEST_AGENT_ARGS="--publisher stdout --loglevel debug"' >> "$root/etc/default/xen-guest-agent"
+mkdir -p "$root/etc/systemd/system/$unit.d"
+cat > "$root/etc/systemd/system/$unit.d/test.conf" <<'EOF2'
+[Unit]
+ConditionVirtualization=
+[Service]
+ExecStartPre=/bin/sh -c 'read -r l < /proc/meminfo && read -r l < /proc/sys/kernel/osrelease && read -r l < /etc/os-release && read -r l < /sys/class/net/lo/address && ip -o link show lo >/dev/null && ! touch /etc/xga-probe 2>/dev/null && ! touch /var/xga-probe 2>/dev/null && echo probe-ok'
+EOF2
+cat > "$root/etc/systemd/system/xga-report.service" <<'EOF2'
+[Unit]
+After=xen-guest-agent.service
+[Service]
+Type=oneshot
+# After the agent's start job is done (success or not), record and power off.
+ExecStart=/bin/sh -c 'systemctl show xen-guest-agent -p Result -p NRestarts -p ExecMainStatus -p ExecMainCode > /root/xga-show; journalctl --no-pager -b -o cat -u xen-guest-agent > /root/xga-journal; systemctl poweroff'
+[Install]
+WantedBy=multi-user.target
+EOF2
+ln -sf /etc/systemd/system/xga-report.service "$root/etc/systemd/system/multi-user.target.wants/xga-report.service"
+umount "$root/proc"
+if timeout 180 systemd-nspawn -q --register=no --keep-unit -D "$root" -b --console=pipe > "$work/boot.log" 2>&1 &&
+    [ -f "$root/root/xga-show" ]; then
+  ok "the root boots under systemd-nspawn"
+  cat "$root/root/xga-journal"
+  sed 's/^/  /' "$root/root/xga-show"
+  check "sandbox probe: /proc, /sys, os-release, netlink reachable; /etc, /var read-only" grep -qx probe-ok "$root/root/xga-journal"
+  check "the unit started: READY=1 received (Type=notify)" grep -q '^Started xen-guest-agent.service' "$root/root/xga-journal"
+  check "the agent logged through syslog (/dev/log) in its sandbox" grep -q 'xen-guest-agent .* starting' "$root/root/xga-journal"
+  check "no failure, no restart, not killed (seccomp)" sh -c "grep -qx Result=success '$root/root/xga-show' && grep -qx NRestarts=0 '$root/root/xga-show' && ! grep -qE 'ExecMainCode=(2|3)' '$root/root/xga-show'"
+else
+  bad "boot under systemd-nspawn"; tail -n 30 "$work/boot.log"
 fi
 
 echo "=== RPM spec"
