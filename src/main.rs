@@ -17,10 +17,13 @@ fn main() -> ExitCode {
     // one call at a time by design (the publisher serialises its steps),
     // so one blocking thread is enough: the cap keeps a misbehaving
     // xenstore from ever growing threads. That thread exits after the
-    // pool's idle keep-alive (10 s), so an idle agent has none.
+    // pool's idle keep-alive (10 s), so an idle agent has none. (libxenstore
+    // starts one reader thread of its own per connection once a watch is
+    // registered; it inherits the name, so `top -H` shows both as xenstore.)
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .max_blocking_threads(1)
+        .thread_name("xenstore")
         .build()
     {
         Ok(rt) => rt,

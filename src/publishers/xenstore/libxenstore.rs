@@ -80,6 +80,14 @@ pub struct Lib {
 pub const SONAMES: &[&str] = &["libxenstore.so.4", "libxenstore.so.3.0", "libxenstore.so.3"];
 
 impl Lib {
+    /// Whether watches can share the connection with requests, and their
+    /// events wake `xs_fileno`'s descriptor by themselves. That takes
+    /// libxenstore's reader thread, which only the shared library has:
+    /// Xen builds the static `libxenstore.a` without threads, and there a
+    /// watch event arriving while a request waits for its reply breaks the
+    /// connection.
+    pub const WATCHES: bool = cfg!(not(feature = "static"));
+
     /// Load libxenstore. The error names the files tried and the package
     /// that provides the library on common systems: it is shown to the
     /// user as is.

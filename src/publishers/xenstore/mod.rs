@@ -22,16 +22,16 @@ pub mod guest;
 pub mod libxenstore;
 pub mod libxs;
 pub mod memtree;
+pub mod plan;
+pub mod rfc;
 pub mod schema;
-mod standin;
+pub mod slots;
+// Not `mod std`: it would shadow the standard library in this module's paths.
+#[path = "std.rs"]
+pub mod std_schema;
 #[cfg(test)]
 mod tests;
 pub mod worker;
-
-/// Stand-in until the schemas branch lands.
-pub mod plan {
-    pub use super::standin::plan;
-}
 
 use std::io;
 use std::os::fd::OwnedFd;
@@ -53,6 +53,19 @@ use worker::{Wake, Worker};
 /// anyway: writing a partial first model would make a restart remove and
 /// re-add what a previous run left.
 const HOLD_FIRST: Duration = Duration::from_secs(10);
+
+/// After this long without any xenstore request, check that the
+/// connection and our tree are still there: a connection can break
+/// without a word (a xenstored restarted in dom0), and a missed watch
+/// event would leave a lost tree unnoticed. Usually the memory samples'
+/// change sets talk to xenstore more often than this, and no check is
+/// needed.
+const CHECK_AFTER: Duration = Duration::from_secs(60);
+
+/// The same without watches (the static build): then these checks (and
+/// the wall-clock jump detector) are what notice a resume or migration
+/// and new SR-IOV functions.
+const CHECK_AFTER_WITHOUT_WATCHES: Duration = Duration::from_secs(10);
 
 /// Publishes into xenstore (or, with `--dry-run`, prints what it would
 /// write).
@@ -100,15 +113,16 @@ impl Xenstore {
             max_addresses: cli.max_addresses as usize,
             feature_balloon: !cli.no_feature_balloon,
         };
-        let schema = standin::schema(cli.schema);
-        let backend: Box<dyn Backend> = if cli.dry_run {
-            Box::new(dryrun::DryRun::default())
+        let schema = schema_for(cli.schema);
+        let (backend, watches): (Box<dyn Backend>, bool) = if cli.dry_run {
+            (Box::new(dryrun::DryRun::default()), false)
         } else {
             // An explicitly named xenstored (tests, dom0 tools) needs no Xen.
             if std::env::var_os("XENSTORED_PATH").is_none() && !guest::is_xen_guest() {
                 return Err(io::Error::other(guest::NOT_XEN));
             }
-            Box::new(libxs::Libxs::new(libxenstore::Lib::load()?))
+            let lib = libxenstore::Lib::load()?;
+            (Box::new(libxs::Libxs::new(lib)), libxenstore::Lib::WATCHES)
         };
         log::info!(
             "publishing in xenstore with schema {}{}",
@@ -119,20 +133,24 @@ impl Xenstore {
                 ""
             }
         );
-        Ok(Self::start(
-            Worker::new(backend, schema, ctx, !cli.dry_run),
-            !cli.dry_run,
-        ))
+        let check_after = if watches || cli.dry_run {
+            CHECK_AFTER
+        } else {
+            log::debug!("libxenstore without threads (static build): no watches, checking every {CHECK_AFTER_WITHOUT_WATCHES:?}");
+            CHECK_AFTER_WITHOUT_WATCHES
+        };
+        let worker = Worker::new(backend, schema, ctx, watches);
+        Ok(Self::start(worker, !cli.dry_run, check_after))
     }
 
     /// Start the publisher task around `worker`.
-    fn start(worker: Worker, watch_clock: bool) -> Self {
+    fn start(worker: Worker, watch_clock: bool, check_after: Duration) -> Self {
         let shared = Arc::new(Shared {
             pending: Mutex::new(Pending::default()),
             wake: Notify::new(),
         });
         let (tx, done) = watch::channel(0);
-        tokio::spawn(run(shared.clone(), worker, tx, watch_clock));
+        tokio::spawn(run(shared.clone(), worker, tx, watch_clock, check_after));
         Xenstore {
             shared,
             done,
@@ -144,11 +162,12 @@ impl Xenstore {
     /// and a wake-up; the changes themselves are not needed (the schema
     /// renders from the whole model).
     pub fn publish(&mut self, guest: &Guest, _changes: &[Change]) -> io::Result<()> {
-        let mut p = self.shared.lock();
-        p.guest = Some(guest.clone());
-        p.generation += 1;
-        self.handed = p.generation;
-        drop(p);
+        {
+            let mut p = self.shared.lock();
+            p.guest = Some(guest.clone());
+            p.generation += 1;
+            self.handed = p.generation;
+        }
         self.shared.wake.notify_one();
         Ok(())
     }
@@ -157,10 +176,10 @@ impl Xenstore {
     /// to a retry in the background. The first call also tells the
     /// publisher that the initial state is complete.
     pub async fn flush(&mut self) -> io::Result<()> {
-        let mut p = self.shared.lock();
-        let start = !p.started;
-        p.started = true;
-        drop(p);
+        let start = {
+            let mut p = self.shared.lock();
+            !std::mem::replace(&mut p.started, true)
+        };
         if start {
             self.shared.wake.notify_one();
         }
@@ -173,7 +192,13 @@ impl Xenstore {
 }
 
 /// The publisher task: waits for work, runs the worker off the loop.
-async fn run(shared: Arc<Shared>, mut worker: Worker, done: watch::Sender<u64>, watch_clock: bool) {
+async fn run(
+    shared: Arc<Shared>,
+    mut worker: Worker,
+    done: watch::Sender<u64>,
+    watch_clock: bool,
+    check_after: Duration,
+) {
     let mut events: Option<AsyncFd<OwnedFd>> = None;
     let mut clock = if watch_clock {
         clock::ClockJumps::new()
@@ -185,9 +210,10 @@ async fn run(shared: Arc<Shared>, mut worker: Worker, done: watch::Sender<u64>, 
     // The first step connects at once.
     let mut retry = Some(Instant::now());
     let mut hold: Option<Instant> = None;
+    let mut last_step = Instant::now();
     loop {
         let mut wake = Wake::default();
-        if !retry.is_some_and(|r| r <= Instant::now()) {
+        if retry.is_none_or(|r| r > Instant::now()) {
             tokio::select! {
                 _ = shared.wake.notified() => {}
                 r = readable(&events) => {
@@ -200,7 +226,7 @@ async fn run(shared: Arc<Shared>, mut worker: Worker, done: watch::Sender<u64>, 
                 r = jumped(&mut clock) => match r {
                     Ok(()) => {
                         log::debug!("the wall clock jumped");
-                        wake.clock_jumped = true;
+                        wake.check_tree = true;
                         retry = Some(Instant::now());
                     }
                     Err(e) => {
@@ -213,6 +239,10 @@ async fn run(shared: Arc<Shared>, mut worker: Worker, done: watch::Sender<u64>, 
                     shared.lock().started = true;
                 }
                 _ = sleep_until(retry) => {}
+                _ = tokio::time::sleep_until(last_step + check_after), if retry.is_none() => {
+                    wake.check_tree = true;
+                    retry = Some(Instant::now());
+                }
             }
         }
         let (generation, started, due) = {
@@ -257,6 +287,7 @@ async fn run(shared: Arc<Shared>, mut worker: Worker, done: watch::Sender<u64>, 
                     .ok()
             });
         }
+        last_step = Instant::now();
         retry = out.retry_in.map(|d| Instant::now() + d);
         done.send_replace(generation);
     }
@@ -301,7 +332,9 @@ async fn sleep_until(at: Option<Instant>) {
 }
 
 /// The schema chosen on the command line.
-#[allow(dead_code)]
 fn schema_for(kind: crate::cli::Schema) -> Box<dyn Schema> {
-    standin::schema(kind)
+    match kind {
+        crate::cli::Schema::Std => Box::new(std_schema::Std::new()),
+        crate::cli::Schema::Rfc => Box::new(rfc::Rfc::new()),
+    }
 }

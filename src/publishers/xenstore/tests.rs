@@ -390,6 +390,24 @@ fn a_lost_tree_after_a_watch_firing_is_republished() {
 }
 
 #[test]
+fn a_connection_that_broke_silently_is_noticed_by_a_check() {
+    let (mut w, h) = worker();
+    publish(&mut w, guest("Debian", 500, &["10.0.0.1"]));
+    {
+        let mut s = h.state();
+        s.drop_connection();
+        s.tree.clear();
+    }
+    let out = w.step(Wake {
+        check_tree: true,
+        ..Default::default()
+    });
+    assert!(out.retry_in.is_some(), "reconnection scheduled");
+    assert!(idle(&mut w).retry_in.is_none());
+    assert_eq!(tree(&h).len(), 5);
+}
+
+#[test]
 fn a_clock_jump_checks_the_tree() {
     let (mut w, h) = worker();
     publish(&mut w, guest("Debian", 500, &[]));
@@ -399,7 +417,7 @@ fn a_clock_jump_checks_the_tree() {
     assert!(h.state().tree.all().is_empty());
     // ...a wall-clock jump is one.
     w.step(Wake {
-        clock_jumped: true,
+        check_tree: true,
         ..Default::default()
     });
     assert_eq!(h.state().tree.read("data/os_name"), Some("Debian"));

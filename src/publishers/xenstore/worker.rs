@@ -45,18 +45,6 @@ const TOKEN_SRIOV: &str = "sriov";
 /// Tries of one transaction before it is left for later.
 const MAX_TRIES: u32 = 8;
 
-/// Where the agent may write (docs/xenstore-schema.md, ground rules).
-const WRITABLE: &[&str] = &[
-    "data/",
-    "attr/",
-    "xenserver/attr/",
-    "control/feature-balloon",
-];
-
-/// xenstore's limits for a guest (docs/xenstore-schema.md).
-const MAX_PATH: usize = 2048;
-const MAX_VALUE: usize = 2048;
-
 /// Why a step had to stop: the connection is gone.
 struct Lost(io::Error);
 
@@ -65,8 +53,9 @@ struct Lost(io::Error);
 pub struct Wake {
     /// A newer model to publish.
     pub guest: Option<Guest>,
-    /// The wall clock jumped (resume?): check that our tree is there.
-    pub clock_jumped: bool,
+    /// Check that our tree is still there (the wall clock jumped, as on a
+    /// resume, or xenstore was not asked anything for a while).
+    pub check_tree: bool,
 }
 
 /// What the caller must do after a step.
@@ -202,8 +191,17 @@ impl Worker {
             self.dirty = true;
         }
         let mut out = Outcome::default();
-        match self.try_step(wake.clock_jumped, &mut out) {
-            Ok(retry) => out.retry_in = retry,
+        match self.try_step(wake.check_tree, &mut out) {
+            Ok(retry) => {
+                // Back only once it worked: a connection that opens and
+                // fails at once is still down (and logged once).
+                if self.down_logged {
+                    log::info!("xenstore connection is back: everything is published again");
+                    self.down_logged = false;
+                }
+                self.reconnect.reset();
+                out.retry_in = retry;
+            }
             Err(Lost(e)) => {
                 if self.connected {
                     self.connected = false;
@@ -223,20 +221,21 @@ impl Worker {
         out
     }
 
-    fn try_step(
-        &mut self,
-        clock_jumped: bool,
-        out: &mut Outcome,
-    ) -> Result<Option<Duration>, Lost> {
+    fn try_step(&mut self, check_tree: bool, out: &mut Outcome) -> Result<Option<Duration>, Lost> {
         if !self.connected {
             self.connect()?;
-            out.event_fd = Some(self.backend.event_fd());
+            out.event_fd = Some(if self.watches {
+                self.backend.event_fd()
+            } else {
+                None
+            });
         }
         let (check, sriov) = self.drain_events()?;
-        if sriov {
+        // Without watches, every check looks at SR-IOV too.
+        if sriov || (check_tree && !self.watches) {
             self.refresh_sriov()?;
         }
-        if check || clock_jumped {
+        if check || check_tree {
             self.check_tree()?;
         }
         if self.guest.is_none() || !(self.reconcile || self.dirty) {
@@ -266,13 +265,7 @@ impl Worker {
     fn connect(&mut self) -> Result<(), Lost> {
         self.backend.connect().map_err(Lost)?;
         self.connected = true;
-        if self.down_logged {
-            log::info!("xenstore connection is back: publishing everything again");
-            self.down_logged = false;
-        } else {
-            log::debug!("connected to xenstore");
-        }
-        self.reconnect.reset();
+        log::debug!("connected to xenstore");
         self.reconcile = true;
         if self.watches {
             for (path, token) in [(DOMAIN_ID, TOKEN_DOMAIN), (SRIOV_VFS, TOKEN_SRIOV)] {
@@ -468,15 +461,8 @@ impl Worker {
         };
         let mut desired = self.schema.render(guest, &self.ctx);
         desired.remove(UPDATED);
-        desired.retain(|path, value| match invalid(path, value) {
-            None => !self.denied.contains(path),
-            Some(why) => {
-                if self.noted.insert(path.clone()) {
-                    log::error!("not writing xenstore node {path:?}: {why} (a schema bug)");
-                }
-                false
-            }
-        });
+        // (What breaks the ground rules, plan leaves out.)
+        desired.retain(|path, _| !self.denied.contains(path));
         base.nodes.retain(|path, _| !self.denied.contains(path));
         let ops = plan(&base.nodes, &desired, self.schema.owned());
         let stamp = !ops.is_empty() || (full && base.updated.is_none());
@@ -629,33 +615,6 @@ impl Attempt {
             }
         }
     }
-}
-
-/// Why a node must not be sent, if it must not: outside the agent's
-/// subtrees, or something xenstored would refuse or drop the connection
-/// for.
-fn invalid(path: &str, value: &str) -> Option<&'static str> {
-    if !WRITABLE.iter().any(|w| path.starts_with(w)) {
-        return Some("outside the subtrees the agent may write");
-    }
-    if path.len() > MAX_PATH {
-        return Some("path too long");
-    }
-    if !path
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"-/_@".contains(&b))
-        || path.ends_with('/')
-        || path.contains("//")
-    {
-        return Some("invalid characters in the path");
-    }
-    if value.len() > MAX_VALUE {
-        return Some("value too long");
-    }
-    if !value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-        return Some("value is not printable ASCII");
-    }
-    None
 }
 
 /// The value of `data/updated`: the time in the format xe-guest-utilities
