@@ -375,8 +375,13 @@ impl Worker {
 
     /// Log a problem with one node, once for the life of the process.
     fn note(&mut self, path: &str, what: &str) {
+        self.note_at(log::Level::Warn, path, what);
+    }
+
+    /// [`Worker::note`] at another level.
+    fn note_at(&mut self, level: log::Level, path: &str, what: &str) {
         if self.noted.insert(path.to_owned()) {
-            log::warn!("xenstore node {path}: {what}");
+            log::log!(level, "xenstore node {path}: {what}");
         }
     }
 
@@ -538,7 +543,9 @@ impl Worker {
         for (path, failure, removal) in std::mem::take(&mut done.failed) {
             if failure == Failure::Denied {
                 if path == "control/feature-balloon" {
-                    self.note(
+                    // Expected under xl: not a warning.
+                    self.note_at(
+                        log::Level::Info,
                         &path,
                         "permission denied, as is normal under xl/libxl (control/ is read-only \
                          to the guest there); not writing it again",
