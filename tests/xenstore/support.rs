@@ -118,7 +118,9 @@ impl Scenario {
     /// with the xenstored's socket as `XENSTORED_PATH` and `args` added.
     pub fn agent(&self, args: &[&str]) -> Agent {
         let mut cmd = Command::new("ip");
+        // A polling network collector (pnet builds) polls every second.
         cmd.args(["netns", "exec", &self.netns, AGENT, "-s", "-l", "debug"])
+            .args(["--poll-interval", "1"])
             .arg("--sysfs")
             .arg(&self.sysfs)
             .args(args)
