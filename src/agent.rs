@@ -23,6 +23,13 @@ use crate::state::State;
 /// behind a burst.
 pub const MAX_BATCH: usize = 4096;
 
+/// How long the first publication waits for every collector's initial
+/// state. Publishing before the network dump arrived would tell dom0 the
+/// guest has no address (and remove those a previous run left) only to add
+/// them back a moment later; a collector slower than this is late, not
+/// missing, and what is known is published meanwhile.
+const INITIAL_GRACE: Duration = Duration::from_secs(10);
+
 /// How long a stopping agent waits for the publisher to finish what it was
 /// given; past this the agent exits anyway (what is in xenstore stays
 /// consistent: change sets are written in transactions).
@@ -41,21 +48,35 @@ pub async fn run(
     // Collectors that have not delivered their initial state yet: the first
     // complete publication (readiness) waits for all of them.
     let mut waiting: BTreeSet<usize> = (0..collectors.len()).collect();
+    // Each item says which collector it comes from; `None` marks the end of
+    // a collector (one that ends without an initial state is not waited for).
     let mut events = stream::select_all(
         collectors
             .into_iter()
             .enumerate()
-            .map(|(i, s)| s.map(move |e| (i, e))),
+            .map(|(i, s)| s.map(Some).chain(stream::iter([None])).map(move |e| (i, e))),
     );
     let mut state = State::new();
     let mut ready = false;
     let mut shutdown = std::pin::pin!(shutdown);
+    let initial_deadline = tokio::time::Instant::now() + INITIAL_GRACE;
+    let mut grace_over = false;
 
     loop {
+        let holding = !grace_over && !waiting.is_empty();
         let first = tokio::select! {
             _ = &mut shutdown => {
                 log::info!("stopping");
                 break;
+            }
+            _ = tokio::time::sleep_until(initial_deadline), if holding => {
+                grace_over = true;
+                log::warn!(
+                    "no initial state from {} collector(s) after {INITIAL_GRACE:?}; publishing what is known",
+                    waiting.len()
+                );
+                publish(&mut state, publisher)?;
+                continue;
             }
             next = events.next() => next,
         };
@@ -65,14 +86,19 @@ pub async fn run(
         let mut next = Some(first);
         let mut batch = 0;
         while let Some((source, event)) = next.take() {
-            log::trace!("event from collector {source}: {event:?}");
             waiting.remove(&source);
-            state.apply(event);
+            if let Some(event) = event {
+                log::trace!("event from collector {source}: {event:?}");
+                state.apply(event);
+            }
             batch += 1;
             if batch < MAX_BATCH {
                 // Already waiting events only; `Some(None)` means all ended.
                 next = events.next().now_or_never().flatten();
             }
+        }
+        if !waiting.is_empty() && !grace_over {
+            continue; // the first publication is complete or nothing
         }
         publish(&mut state, publisher)?;
         if !ready && waiting.is_empty() {

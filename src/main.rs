@@ -12,16 +12,28 @@ use xen_guest_agent::{agent, collectors, logging, service};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.stderr, cli.loglevel.into());
-    // One thread is all this workload needs: collectors wait on the kernel,
-    // the publisher's blocking xenstore calls go to tokio's blocking pool.
+    // One thread is all this workload needs: collectors wait on the kernel.
+    // The xenstore publisher's blocking calls go to tokio's blocking pool,
+    // one call at a time by design (the publisher serialises its steps),
+    // so one blocking thread is enough: the cap keeps a misbehaving
+    // xenstore from ever growing threads. That thread exits after the
+    // pool's idle keep-alive (10 s), so an idle agent has none. (libxenstore
+    // starts one reader thread of its own per connection once a watch is
+    // registered; it inherits the name, so `top -H` shows both as xenstore.)
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .max_blocking_threads(1)
+        .thread_name("xenstore")
         .build()
     {
         Ok(rt) => rt,
         Err(e) => return fatal(&format!("cannot start the runtime: {e}")),
     };
-    match runtime.block_on(run(cli)) {
+    let result = runtime.block_on(run(cli));
+    // A xenstore call that hangs must not keep the process from exiting
+    // (dropping the runtime would wait for it).
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fatal(&e),
     }

@@ -1,13 +1,282 @@
-//! Memory sampling (stub: replaced by the memory collector work).
+//! Memory sampling: total and available memory in KiB, for
+//! `data/meminfo_total` and `data/meminfo_free` (which XAPI turns into the
+//! `memory_internal_free` RRD).
+//!
+//! A sample is taken at once, then every `--memory-interval`. Samples equal
+//! to the last one change nothing downstream ([`crate::state`] diffs them).
+//! A failing read is logged once, and again only after it worked in
+//! between, so a broken `/proc` costs one log line, not one per tick; the
+//! stream goes on and publishes again as soon as reading works.
 
+use std::io;
 use std::time::Duration;
 
-use futures::stream;
+use futures::stream::{self, StreamExt};
+use tokio::time::{Interval, MissedTickBehavior};
 
 use super::EventStream;
 use crate::state::{Event, MemoryInfo};
 
-/// Memory samples every `interval`.
-pub fn stream(_interval: Duration, _oneshot: bool) -> EventStream {
-    Box::pin(stream::iter(Some(Event::Memory(MemoryInfo::default()))))
+#[cfg(not(target_os = "freebsd"))]
+mod linux;
+#[cfg(not(target_os = "freebsd"))]
+pub use linux::parse_meminfo;
+#[cfg(not(target_os = "freebsd"))]
+use linux::Reader;
+
+#[cfg(target_os = "freebsd")]
+mod freebsd;
+#[cfg(target_os = "freebsd")]
+use freebsd::Reader;
+
+/// Shortest period accepted: `tokio::time::interval` panics on zero (the
+/// command line already refuses it; this protects other callers).
+const MIN_INTERVAL: Duration = Duration::from_millis(1);
+
+/// Memory samples: one at once, then one every `interval`; in `oneshot`
+/// mode only the first, then the stream ends. Outside `oneshot` it never
+/// ends.
+pub fn stream(interval: Duration, oneshot: bool) -> EventStream {
+    let mut reader = Reader::new();
+    sampled(interval, oneshot, move || reader.read())
+}
+
+/// [`stream`] over any source of samples (tests script failures).
+fn sampled(
+    interval: Duration,
+    oneshot: bool,
+    read: impl FnMut() -> io::Result<MemoryInfo> + 'static,
+) -> EventStream {
+    let mut sampler = Sampler {
+        read,
+        failing: false,
+    };
+    if oneshot {
+        return Box::pin(
+            stream::iter(std::iter::once_with(move || sampler.sample()).flatten())
+                .map(Event::Memory),
+        );
+    }
+    let period = interval.max(MIN_INTERVAL);
+    // The timer is made on first poll, inside the runtime.
+    let state: (Option<Interval>, _) = (None, sampler);
+    Box::pin(stream::unfold(
+        state,
+        move |(ticker, mut sampler)| async move {
+            let mut ticker = ticker.unwrap_or_else(|| {
+                // The first tick completes at once: a sample at start.
+                let mut t = tokio::time::interval(period);
+                t.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                t
+            });
+            loop {
+                ticker.tick().await;
+                if let Some(m) = sampler.sample() {
+                    return Some((Event::Memory(m), (Some(ticker), sampler)));
+                }
+            }
+        },
+    ))
+}
+
+/// Takes samples and decides what to log about them.
+struct Sampler<R> {
+    read: R,
+    /// The last read failed (and that was logged).
+    failing: bool,
+}
+
+impl<R: FnMut() -> io::Result<MemoryInfo>> Sampler<R> {
+    fn sample(&mut self) -> Option<MemoryInfo> {
+        let result = (self.read)();
+        match self.log(&result) {
+            Some(Ok(())) => log::info!("memory: reading works again"),
+            Some(Err(e)) => {
+                log::warn!("memory: cannot read: {e} (logged once until it works again)")
+            }
+            None => {}
+        }
+        result.ok()
+    }
+
+    /// What is worth a log line about `result`: the first failure after a
+    /// success (or at start), and the first success after a failure.
+    fn log<'a>(&mut self, result: &'a io::Result<MemoryInfo>) -> Option<Result<(), &'a io::Error>> {
+        let failed = result.is_err();
+        if failed == self.failing {
+            return None;
+        }
+        self.failing = failed;
+        Some(result.as_ref().map(|_| ()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::collections::VecDeque;
+    use std::rc::Rc;
+    use std::time::Instant;
+
+    use futures::{FutureExt, StreamExt};
+
+    use super::*;
+
+    fn mem(total_kib: u64) -> MemoryInfo {
+        MemoryInfo {
+            total_kib,
+            available_kib: total_kib / 2,
+        }
+    }
+
+    fn err() -> io::Result<MemoryInfo> {
+        Err(io::Error::other("scripted failure"))
+    }
+
+    /// A reader playing `script`, then succeeding with `mem(0)` forever;
+    /// also returns how many reads were made.
+    fn scripted(
+        script: Vec<io::Result<MemoryInfo>>,
+    ) -> (impl FnMut() -> io::Result<MemoryInfo>, Rc<RefCell<usize>>) {
+        let mut script = VecDeque::from(script);
+        let reads = Rc::new(RefCell::new(0));
+        let counter = reads.clone();
+        let read = move || {
+            *counter.borrow_mut() += 1;
+            script.pop_front().unwrap_or_else(|| Ok(mem(0)))
+        };
+        (read, reads)
+    }
+
+    #[test]
+    fn failures_are_logged_once_until_recovery() {
+        let (read, _) = scripted(vec![
+            Ok(mem(1)),
+            err(),
+            err(),
+            err(),
+            Ok(mem(2)),
+            Ok(mem(3)),
+            err(),
+            err(),
+        ]);
+        let mut s = Sampler {
+            read,
+            failing: false,
+        };
+        let mut lines = Vec::new();
+        for _ in 0..8 {
+            let r = (s.read)();
+            lines.push(match s.log(&r) {
+                None => "-",
+                Some(Ok(())) => "recovered",
+                Some(Err(_)) => "failed",
+            });
+        }
+        assert_eq!(
+            lines,
+            ["-", "failed", "-", "-", "recovered", "-", "failed", "-"]
+        );
+    }
+
+    #[test]
+    fn failure_at_start_is_logged() {
+        let (read, _) = scripted(vec![err(), err(), Ok(mem(1))]);
+        let mut s = Sampler {
+            read,
+            failing: false,
+        };
+        assert_eq!(s.sample(), None);
+        assert!(s.failing);
+        assert_eq!(s.sample(), None);
+        assert_eq!(s.sample(), Some(mem(1)));
+        assert!(!s.failing);
+    }
+
+    #[test]
+    fn oneshot_gives_one_sample_then_ends() {
+        let (read, reads) = scripted(vec![Ok(mem(7))]);
+        let events: Vec<Event> = sampled(Duration::from_secs(3600), true, read)
+            .collect()
+            .now_or_never()
+            .expect("oneshot does not wait for the timer");
+        assert_eq!(events, [Event::Memory(mem(7))]);
+        assert_eq!(*reads.borrow(), 1);
+    }
+
+    #[test]
+    fn oneshot_failure_ends_without_sample() {
+        let (read, _) = scripted(vec![err()]);
+        let events: Vec<Event> = sampled(Duration::from_secs(1), true, read)
+            .collect()
+            .now_or_never()
+            .unwrap();
+        assert!(events.is_empty());
+    }
+
+    #[tokio::test]
+    async fn first_sample_is_immediate() {
+        let (read, _) = scripted(vec![Ok(mem(5))]);
+        let mut s = sampled(Duration::from_secs(3600), false, read);
+        let first = tokio::time::timeout(Duration::from_secs(5), s.next()).await;
+        assert_eq!(first.unwrap(), Some(Event::Memory(mem(5))));
+        // The next one waits for the interval.
+        assert!(s.next().now_or_never().is_none());
+    }
+
+    #[tokio::test]
+    async fn failures_are_skipped_and_the_stream_goes_on() {
+        let (read, reads) = scripted(vec![
+            Ok(mem(1)),
+            err(),
+            err(),
+            Ok(mem(2)),
+            err(),
+            Ok(mem(3)),
+        ]);
+        let interval = Duration::from_millis(10);
+        let start = Instant::now();
+        let events: Vec<Event> = tokio::time::timeout(
+            Duration::from_secs(10),
+            sampled(interval, false, read).take(4).collect(),
+        )
+        .await
+        .expect("samples keep coming");
+        assert_eq!(
+            events,
+            [mem(1), mem(2), mem(3), mem(0)].map(Event::Memory),
+            "failed reads publish nothing"
+        );
+        assert_eq!(*reads.borrow(), 7);
+        // Seven ticks, the first immediate: at least six periods.
+        assert!(start.elapsed() >= interval * 6);
+    }
+
+    #[tokio::test]
+    async fn zero_interval_does_not_panic() {
+        let (read, _) = scripted(vec![]);
+        let events: Vec<Event> = tokio::time::timeout(
+            Duration::from_secs(10),
+            sampled(Duration::ZERO, false, read).take(3).collect(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(events.len(), 3);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn samples_this_system() {
+        let mut s = stream(Duration::from_secs(3600), false);
+        let first = tokio::time::timeout(Duration::from_secs(5), s.next())
+            .await
+            .unwrap();
+        let Some(Event::Memory(m)) = first else {
+            panic!("no sample: {first:?}")
+        };
+        assert!(
+            m.total_kib > 0 && m.available_kib > 0 && m.available_kib <= m.total_kib,
+            "{m:?}"
+        );
+    }
 }

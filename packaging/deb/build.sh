@@ -1,0 +1,177 @@
+#!/bin/bash
+# Build the Debian package of xen-guest-agent with plain dpkg-deb (no
+# debhelper, no cargo-deb: nothing to install but dpkg-dev's tools).
+#
+# usage: packaging/deb/build.sh [--static] [--binary PATH] [--out DIR]
+#
+#   --static       build with `-F static` (libxenstore linked in) and make the
+#                  package xen-guest-agent-static, which needs no libxenstore
+#                  package; it replaces xen-guest-agent and vice versa
+#   --binary PATH  package this prebuilt release binary instead of running
+#                  cargo build (it must match --static or not)
+#   --out DIR      where the .deb goes (default: target/debian)
+#
+# Environment:
+#   XGA_DEB_REVISION    Debian revision (default 1): version <crate>-<rev>
+#   XGA_DEB_MAINTAINER  Maintainer field, "Name <address>" (set it for a
+#                       release; the default address is a placeholder)
+#   SOURCE_DATE_EPOCH   timestamp of every file (default: last commit), so
+#                       the same sources give the same package
+#
+# Prints the path of the .deb on the last line of its output.
+set -euo pipefail
+
+die() { echo "build.sh: $*" >&2; exit 1; }
+
+static=
+binary=
+top=$(cd "$(dirname "$0")/../.." && pwd)
+out=$top/target/debian
+while [ $# -gt 0 ]; do
+  case $1 in
+    --static) static=1 ;;
+    --binary) [ $# -ge 2 ] || die "--binary needs a path"; binary=$(realpath "$2"); shift ;;
+    --out) [ $# -ge 2 ] || die "--out needs a directory"; out=$2; shift ;;
+    -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown argument '$1' (see --help)" ;;
+  esac
+  shift
+done
+for tool in dpkg-deb dpkg-shlibdeps gzip cargo; do
+  command -v "$tool" >/dev/null || die "$tool is missing (apt-get install dpkg-dev gzip; cargo from rustup)"
+done
+
+cd "$top"
+unit=xen-guest-agent.service
+version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n1)
+[ -n "$version" ] || die "no version in Cargo.toml"
+debversion=$version-${XGA_DEB_REVISION:-1}
+arch=$(dpkg --print-architecture)
+maintainer=${XGA_DEB_MAINTAINER:-"xen-guest-agent developers <noreply@xen-guest-agent.invalid>"}
+: "${SOURCE_DATE_EPOCH:=$(git log -1 --format=%ct 2>/dev/null || date +%s)}"
+export SOURCE_DATE_EPOCH
+
+if [ -n "$static" ]; then
+  package=xen-guest-agent-static
+  other=xen-guest-agent
+  # Only the C library: libxenstore is linked in.
+  xen_depends=
+else
+  package=xen-guest-agent
+  other=xen-guest-agent-static
+  # dlopen()ed at run time, so dpkg-shlibdeps cannot see it: libxenstore4
+  # (Xen >= 4.17: Debian 12, Ubuntu 24.04) or libxenstore3.0 (older).
+  xen_depends="libxenstore4 | libxenstore3.0"
+fi
+
+# --- the binary, man page and completions ---------------------------------
+if [ -z "$binary" ]; then
+  cargo build --release --locked ${static:+-F static} >&2
+  binary=$top/target/release/xen-guest-agent
+fi
+[ -x "$binary" ] || die "no binary at $binary"
+gen=$(mktemp -d)
+stage=$(mktemp -d)
+chmod 0755 "$stage"
+trap 'rm -rf "$gen" "$stage"' EXIT
+# Generated from the same CLI definition as --help (xtask), with the
+# default features, which are those of both package variants.
+cargo run --locked -q -p xtask -- man "$gen" >/dev/null
+cargo run --locked -q -p xtask -- completions "$gen" >/dev/null
+
+# --- the file tree ----------------------------------------------------------
+doc=$stage/usr/share/doc/$package
+install -D -m 0755 "$binary" "$stage/usr/sbin/xen-guest-agent"
+# /lib/systemd/system: where Debian 12 and Ubuntu 24.04 look (and, being
+# merged-/usr, the same directory as /usr/lib/systemd/system).
+install -D -m 0644 startup/$unit "$stage/lib/systemd/system/$unit"
+install -D -m 0644 packaging/deb/default "$stage/etc/default/xen-guest-agent"
+install -d -m 0755 "$stage/usr/share/man/man8" "$doc" \
+  "$stage/usr/share/bash-completion/completions" \
+  "$stage/usr/share/zsh/vendor-completions" \
+  "$stage/usr/share/fish/vendor_completions.d"
+gzip -9n < "$gen/xen-guest-agent.8" > "$stage/usr/share/man/man8/xen-guest-agent.8.gz"
+install -m 0644 "$gen/xen-guest-agent.bash" "$stage/usr/share/bash-completion/completions/xen-guest-agent"
+install -m 0644 "$gen/_xen-guest-agent" "$stage/usr/share/zsh/vendor-completions/_xen-guest-agent"
+install -m 0644 "$gen/xen-guest-agent.fish" "$stage/usr/share/fish/vendor_completions.d/xen-guest-agent.fish"
+gzip -9n < README.md > "$doc/README.md.gz"
+chmod 0644 "$doc/README.md.gz" "$stage/usr/share/man/man8/xen-guest-agent.8.gz"
+{
+  echo "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/"
+  echo "Upstream-Name: xen-guest-agent"
+  echo "Comment: The binary also contains the Rust crates listed in the"
+  echo " sources' Cargo.lock, each under MIT, Apache-2.0 or both."
+  echo
+  echo "Files: *"
+  echo "Copyright: $(sed -n 's/^Copyright (c) //p' LICENSE | head -n1)"
+  echo "License: MIT"
+  # The licence text, as the format wants it: indented, blank lines as " .".
+  sed -e '1,/^Copyright/d' LICENSE | sed -e '/./,$!d' -e 's/^$/./' -e 's/^/ /'
+} > "$doc/copyright"
+{
+  echo "$package ($debversion) unstable; urgency=medium"
+  echo
+  echo "  * Built from the xen-guest-agent $version sources by packaging/deb/build.sh."
+  echo
+  echo " -- $maintainer  $(date -u -R -d "@$SOURCE_DATE_EPOCH")"
+} | gzip -9n > "$doc/changelog.Debian.gz"
+chmod 0644 "$doc/copyright" "$doc/changelog.Debian.gz"
+# Not a Debian upload: there is no ITP bug to close.
+install -d -m 0755 "$stage/usr/share/lintian/overrides"
+echo "$package: initial-upload-closes-no-bugs" > "$stage/usr/share/lintian/overrides/$package"
+chmod 0644 "$stage/usr/share/lintian/overrides/$package"
+
+# --- control -------------------------------------------------------------
+mkdir -p "$stage/DEBIAN"
+for script in postinst prerm postrm; do
+  install -m 0755 "packaging/deb/$script" "$stage/DEBIAN/$script"
+done
+echo /etc/default/xen-guest-agent > "$stage/DEBIAN/conffiles"
+
+# Shared libraries the binary links (libc6, libgcc-s1...), with the minimum
+# versions its symbols need, as dpkg-shlibdeps computes them for debhelper.
+shlibs=$(cd "$stage" && mkdir debian && touch debian/control &&
+  dpkg-shlibdeps -O -e usr/sbin/xen-guest-agent 2>/dev/null |
+  sed -n 's/^shlibs:Depends=//p'; rm -rf debian)
+[ -n "$shlibs" ] || die "dpkg-shlibdeps found no dependency for $binary"
+depends=$shlibs${xen_depends:+, $xen_depends}
+
+installed_size=$(du -k -s --apparent-size --exclude=DEBIAN "$stage" | cut -f1)
+# Replaces + Conflicts: installing this package removes xe-guest-utilities
+# (and the other variant of this one) in the same dpkg run; Provides: what
+# depended on xe-guest-utilities is satisfied by this agent.
+cat > "$stage/DEBIAN/control" <<EOF
+Package: $package
+Version: $debversion
+Architecture: $arch
+Maintainer: $maintainer
+Installed-Size: $installed_size
+Depends: $depends
+Conflicts: xe-guest-utilities, xe-guest-utilities-latest, $other
+Replaces: xe-guest-utilities, xe-guest-utilities-latest, $other
+Provides: xe-guest-utilities, xe-guest-utilities-latest${static:+, xen-guest-agent}
+Section: admin
+Priority: optional
+Description: Xen guest agent: publishes guest facts in xenstore
+ Runs inside a Xen virtual machine (PV, PVH or HVM) and publishes the
+ guest's operating system, kernel, memory and network addresses in
+ xenstore, where dom0's toolstack (XAPI, Xen Orchestra, xl) reads them.
+ It follows network changes as they happen (netlink) and replaces
+ xe-guest-utilities.
+EOF
+if [ -n "$static" ]; then
+  cat >> "$stage/DEBIAN/control" <<EOF
+ .
+ This variant has libxenstore linked in and needs no Xen library.
+EOF
+fi
+(cd "$stage" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' |
+  sort -z | xargs -0 md5sum) > "$stage/DEBIAN/md5sums"
+chmod 0644 "$stage/DEBIAN/control" "$stage/DEBIAN/conffiles" "$stage/DEBIAN/md5sums"
+
+# Same sources, same bytes: fixed timestamps, root-owned files.
+find "$stage" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
+mkdir -p "$out"
+deb=$out/${package}_${debversion}_$arch.deb
+dpkg-deb --root-owner-group -Zxz --build "$stage" "$deb" >&2
+echo "$deb"

@@ -1,0 +1,281 @@
+#!/bin/bash
+# Package test: build the .deb, install it into a clean Debian root over a
+# dummy xe-guest-utilities, check every file, remove and purge it, and
+# check that nothing is left behind; check the systemd unit with
+# systemd-analyze (verify, and the security exposure score).
+#
+# usage: packaging/test.sh [--static]   (as root: chroot, dpkg)
+#   --static   test the xen-guest-agent-static variant instead (built with
+#              -F static; installed into a root without libxenstore)
+#
+# Environment:
+#   XGA_PKG_CACHE   where the Debian root tarball is kept between runs
+#                   (default ~/.cache/xen-guest-agent-tests/pkg)
+#   XGA_PKG_BINARY  package this prebuilt release binary (default: build it)
+#   XGA_PKG_SUITE   Debian suite of the test root (default bookworm)
+#
+# The debootstrap mirror is the first Debian mirror in /etc/apt/sources.list*.
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+static=
+case ${1:-} in
+  --static) static=1 ;;
+  "") ;;
+  *) echo "usage: $0 [--static]" >&2; exit 2 ;;
+esac
+cache=${XGA_PKG_CACHE:-$HOME/.cache/xen-guest-agent-tests/pkg}
+suite=${XGA_PKG_SUITE:-bookworm}
+unit=xen-guest-agent.service
+start=$SECONDS
+
+passed=0 failed=0
+ok() { passed=$((passed + 1)); echo "ok: $*"; }
+bad() { failed=$((failed + 1)); echo "FAILED: $*"; }
+check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
+die() { echo "test.sh: $*" >&2; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "needs root (debootstrap, chroot, dpkg)"
+
+# --- tools ------------------------------------------------------------------
+need=()
+command -v debootstrap >/dev/null || need+=(debootstrap)
+command -v systemd-analyze >/dev/null || need+=(systemd)
+command -v dpkg-shlibdeps >/dev/null || need+=(dpkg-dev)
+command -v rpmbuild >/dev/null || need+=(rpm)
+command -v systemd-nspawn >/dev/null || need+=(systemd-container)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing ${need[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+work=$(mktemp -d /tmp/xga-pkg.XXXXXX)
+root=$work/root
+cleanup() {
+  umount "$root/proc" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# --- the packages -------------------------------------------------------------
+echo "=== building the package"
+args=(--out "$work")
+[ -n "$static" ] && args+=(--static)
+[ -n "${XGA_PKG_BINARY:-}" ] && args+=(--binary "$XGA_PKG_BINARY")
+deb=$("$top/packaging/deb/build.sh" "${args[@]}" | tail -n1)
+[ -f "$deb" ] || die "build.sh made no package"
+package=$(dpkg-deb -f "$deb" Package)
+echo "built $deb ($(du -k "$deb" | cut -f1) KiB)"
+dpkg-deb -I "$deb" | sed -n '/Package:/,$p'
+
+# A stand-in for xe-guest-utilities: same package name, a daemon and a unit.
+dummy=$work/dummy
+mkdir -p "$dummy/DEBIAN" "$dummy/usr/sbin" "$dummy/lib/systemd/system"
+printf '#!/bin/sh\nexit 0\n' > "$dummy/usr/sbin/xe-daemon"
+chmod 0755 "$dummy/usr/sbin/xe-daemon"
+printf '[Service]\nExecStart=/usr/sbin/xe-daemon\n' > "$dummy/lib/systemd/system/xe-linux-distribution.service"
+cat > "$dummy/DEBIAN/control" <<EOF
+Package: xe-guest-utilities
+Version: 7.30.0-1
+Architecture: $(dpkg --print-architecture)
+Maintainer: test <test@example.org>
+Description: dummy xe-guest-utilities for the package test
+EOF
+dpkg-deb --root-owner-group --build "$dummy" "$work/xe-guest-utilities.deb" >/dev/null
+
+# --- a clean Debian root (cached as a tarball) ------------------------------
+mirror=$(sed -n 's/^URIs:[[:space:]]*\([^[:space:]]*\).*/\1/p; s/^deb[[:space:]]\+\(\[[^]]*\][[:space:]]\+\)\{0,1\}\(http[^[:space:]]*\).*/\2/p' \
+  /etc/apt/sources.list /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list 2>/dev/null |
+  grep -m1 -E '/debian/?$' || true)
+mirror=${mirror:-http://deb.debian.org/debian}
+# libxenstore4 is in the root so that the dynamic package's dependency is
+# met offline (the static variant's test removes it first); systemd, dbus
+# and iproute2 for the boot under systemd-nspawn (systemd is installed but
+# not running during the dpkg tests, as in an image build).
+include=libxenstore4,init-system-helpers,systemd,systemd-sysv,dbus,iproute2
+tarball=$cache/$suite-minbase-${include//,/-}.tar.gz
+mkdir -p "$cache" "$root"
+if [ ! -f "$tarball" ]; then
+  echo "=== debootstrap $suite from $mirror (cached in $tarball)"
+  t=$SECONDS
+  debootstrap --variant=minbase --include="$include" "$suite" "$work/boot" "$mirror" > "$work/debootstrap.log" 2>&1 ||
+    { tail -n 20 "$work/debootstrap.log"; die "debootstrap failed"; }
+  rm -rf "$work/boot/var/cache/apt/archives/"*.deb
+  tar -C "$work/boot" -czf "$tarball.tmp" . && mv "$tarball.tmp" "$tarball"
+  rm -rf "$work/boot"
+  echo "debootstrap took $((SECONDS - t)) s"
+fi
+tar -C "$root" -xzf "$tarball"
+mount -t proc proc "$root/proc"
+# A chroot without systemd running: maintainer scripts must cope.
+rm -rf "$root/run/systemd/system"
+cp "$deb" "$work/xe-guest-utilities.deb" "$root/tmp/"
+in_root() { chroot "$root" "$@"; }
+status() { in_root dpkg-query -W -f '${db:Status-Abbrev}' "$1" 2>/dev/null | tr -d ' ' || true; }
+
+# Every file of the root but those dpkg and apt keep for themselves.
+snapshot() {
+  (cd "$root" && find . -xdev \( -path ./proc -o -path ./tmp -o -path ./var/lib/dpkg \
+      -o -path ./var/log -o -path ./var/cache -o -path ./dev \) -prune -o -printf '%p %y %m %l\n') | sort
+}
+
+if [ -n "$static" ]; then
+  echo "=== removing libxenstore from the root (the static package needs none)"
+  in_root dpkg --purge libxenstore4 libxentoolcore1 >/dev/null
+fi
+before=$(snapshot)
+
+echo "=== dpkg -i xe-guest-utilities (dummy), then $package"
+check "dummy xe-guest-utilities installs" in_root dpkg -i /tmp/xe-guest-utilities.deb
+log=$work/install.log
+if in_root dpkg -i "/tmp/$(basename "$deb")" > "$log" 2>&1; then ok "dpkg -i $package (no systemd running)"; else bad "dpkg -i $package"; fi
+cat "$log"
+check "$package is installed" [ "$(status "$package")" = ii ]
+check "xe-guest-utilities was removed" test "$(status xe-guest-utilities)" != ii
+check "xe-guest-utilities' files are gone" [ ! -e "$root/usr/sbin/xe-daemon" ]
+
+echo "=== files"
+expected="/etc/default/xen-guest-agent
+/lib/systemd/system/$unit
+/usr/sbin/xen-guest-agent
+/usr/share/bash-completion/completions/xen-guest-agent
+/usr/share/doc/$package/README.md.gz
+/usr/share/doc/$package/changelog.Debian.gz
+/usr/share/doc/$package/copyright
+/usr/share/fish/vendor_completions.d/xen-guest-agent.fish
+/usr/share/lintian/overrides/$package
+/usr/share/man/man8/xen-guest-agent.8.gz
+/usr/share/zsh/vendor-completions/_xen-guest-agent"
+actual=$(in_root dpkg -L "$package" | while read -r f; do [ -d "$root$f" ] || echo "$f"; done | sort)
+if [ "$actual" = "$expected" ]; then ok "the package's files are exactly the expected ones"
+else bad "file list"; diff <(echo "$expected") <(echo "$actual") || true; fi
+check "binary is root:root 0755" [ "$(stat -c '%U:%G %a' "$root/usr/sbin/xen-guest-agent")" = "root:root 755" ]
+check "/etc/default/xen-guest-agent is a conffile" grep -q /etc/default/xen-guest-agent "$root/var/lib/dpkg/info/$package.conffiles"
+check "man page is valid gzip" gzip -t "$root/usr/share/man/man8/xen-guest-agent.8.gz"
+check "man page documents --schema" sh -c "zcat '$root/usr/share/man/man8/xen-guest-agent.8.gz' | grep -q 'schema'"
+check "bash completion parses" bash -n "$root/usr/share/bash-completion/completions/xen-guest-agent"
+check "the service is enabled (multi-user.target.wants)" \
+  [ "$(readlink "$root/etc/systemd/system/multi-user.target.wants/$unit")" = "/lib/systemd/system/$unit" ]
+version=$(in_root /usr/sbin/xen-guest-agent --version || true)
+check "the binary runs in the root: '$version'" [ "${version%% *}" = xen-guest-agent ]
+needed=$(readelf -d "$root/usr/sbin/xen-guest-agent" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' ')
+echo "NEEDED: $needed"
+check "the binary does not link libxenstore (dlopen or static)" sh -c "! echo '$needed' | grep -q xenstore"
+if [ -n "$static" ]; then
+  check "static package: no libxenstore dependency" sh -c "! dpkg-deb -f '$deb' Depends | grep -q xenstore"
+else
+  check "dynamic package depends on libxenstore" sh -c "dpkg-deb -f '$deb' Depends | grep -q 'libxenstore4 | libxenstore3.0'"
+fi
+# The unit's ExecStart, unchanged, against the installed files.
+check "unit's ExecStart names the installed binary" \
+  grep -qx 'ExecStart=/usr/sbin/xen-guest-agent $XEN_GUEST_AGENT_ARGS' "$root/lib/systemd/system/$unit"
+
+echo "=== systemd-analyze"
+# verify looks ExecStart's binary and Documentation's man page up on this
+# host: point both at the root.
+sed "s|^ExecStart=/usr/sbin/|ExecStart=$root/usr/sbin/|" "$root/lib/systemd/system/$unit" > "$work/$unit"
+if out=$(MANPATH=$root/usr/share/man systemd-analyze verify "$work/$unit" 2>&1) && [ -z "$out" ]; then
+  ok "systemd-analyze verify: no complaint"
+else bad "systemd-analyze verify"; echo "$out"; fi
+security=$(systemd-analyze security --offline=yes "$root/lib/systemd/system/$unit" 2>&1 || true)
+echo "$security" | grep '✗' || true
+score=$(echo "$security" | sed -n 's/.*Overall exposure level for .*: \([0-9.]*\) \([A-Z]*\).*/\1 \2/p')
+echo "systemd-analyze security: exposure $score"
+case ${score#* } in
+  OK|SAFE|PERFECT) ok "exposure level '${score#* }' is OK or better" ;;
+  *) bad "exposure level '$score' is worse than OK" ;;
+esac
+
+echo "=== dpkg -r, then dpkg -P"
+if in_root dpkg -r "$package" > "$log" 2>&1; then ok "dpkg -r"; else bad "dpkg -r"; fi
+cat "$log"
+check "removed: state rc (config files kept)" [ "$(status "$package")" = rc ]
+check "removed: binary gone" [ ! -e "$root/usr/sbin/xen-guest-agent" ]
+check "removed: conffile kept" [ -f "$root/etc/default/xen-guest-agent" ]
+# Its enablement stays until purge (an administrator's choice survives a
+# remove/reinstall), masked so that it cannot start anything meanwhile.
+check "removed: unit masked" [ "$(readlink "$root/etc/systemd/system/$unit")" = /dev/null ]
+if in_root dpkg -P "$package" > "$log" 2>&1; then ok "dpkg -P"; else bad "dpkg -P"; fi
+cat "$log"
+check "purged: package unknown to dpkg" [ -z "$(status "$package")" ]
+after=$(snapshot)
+if [ "$before" = "$after" ]; then
+  ok "purged: the root is file for file as before the install"
+else
+  bad "purged: files left behind or changed (- before, + after):"
+  diff <(echo "$before") <(echo "$after") || true
+fi
+
+echo "=== the service under a running systemd (systemd-nspawn)"
+# The package installed again, the root booted with systemd: the unit must
+# start (Type=notify: READY=1 after the first publication) inside its
+# sandbox. Not a Xen guest: the drop-in lifts ConditionVirtualization and
+# the agent publishes on stdout (through XEN_GUEST_AGENT_ARGS in
+# /etc/default, as an administrator would). An ExecStartPre probe, in the
+# same sandbox, checks that what the agent needs is reachable and the rest
+# is read-only.
+in_root dpkg -i "/tmp/$(basename "$deb")" >/dev/null
+echo 'XEN_GUEST_AGENT_ARGS="--publisher stdout --loglevel debug"' >> "$root/etc/default/xen-guest-agent"
+mkdir -p "$root/etc/systemd/system/$unit.d"
+cat > "$root/etc/systemd/system/$unit.d/test.conf" <<'EOF2'
+[Unit]
+ConditionVirtualization=
+[Service]
+ExecStartPre=/bin/sh -c 'read -r l < /proc/meminfo && read -r l < /proc/sys/kernel/osrelease && read -r l < /etc/os-release && read -r l < /sys/class/net/lo/address && ip -o link show lo >/dev/null && ! touch /etc/xga-probe 2>/dev/null && ! touch /var/xga-probe 2>/dev/null && echo probe-ok'
+EOF2
+cat > "$root/etc/systemd/system/xga-report.service" <<'EOF2'
+[Unit]
+After=xen-guest-agent.service
+[Service]
+Type=oneshot
+# After the agent's start job is done (success or not), record and power off.
+ExecStart=/bin/sh -c 'systemctl show xen-guest-agent -p Result -p NRestarts -p ExecMainStatus -p ExecMainCode > /root/xga-show; journalctl --no-pager -b -o cat -u xen-guest-agent > /root/xga-journal; systemctl poweroff'
+[Install]
+WantedBy=multi-user.target
+EOF2
+ln -sf /etc/systemd/system/xga-report.service "$root/etc/systemd/system/multi-user.target.wants/xga-report.service"
+umount "$root/proc"
+if timeout 180 systemd-nspawn -q --register=no --keep-unit -D "$root" -b --console=pipe > "$work/boot.log" 2>&1 &&
+    [ -f "$root/root/xga-show" ]; then
+  ok "the root boots under systemd-nspawn"
+  cat "$root/root/xga-journal"
+  sed 's/^/  /' "$root/root/xga-show"
+  check "sandbox probe: /proc, /sys, os-release, netlink reachable; /etc, /var read-only" grep -qx probe-ok "$root/root/xga-journal"
+  check "the unit started: READY=1 received (Type=notify)" grep -q '^Started xen-guest-agent.service' "$root/root/xga-journal"
+  check "the agent logged through syslog (/dev/log) in its sandbox" grep -q 'xen-guest-agent .* starting' "$root/root/xga-journal"
+  check "no failure, no restart, not killed (seccomp)" sh -c "grep -qx Result=success '$root/root/xga-show' && grep -qx NRestarts=0 '$root/root/xga-show' && ! grep -qE 'ExecMainCode=(2|3)' '$root/root/xga-show'"
+else
+  bad "boot under systemd-nspawn"; tail -n 30 "$work/boot.log"
+fi
+
+echo "=== RPM spec"
+spec=$top/packaging/rpm/xen-guest-agent.spec
+if out=$(rpmspec -P "$spec" 2>&1 >/dev/null) && [ -z "$out" ]; then ok "rpmspec -P parses the spec, no warning"
+else bad "rpmspec -P"; echo "$out"; fi
+# The same binary as the .deb's.
+dpkg-deb --fsys-tarfile "$deb" | tar -xO ./usr/sbin/xen-guest-agent > "$work/xen-guest-agent"
+chmod 0755 "$work/xen-guest-agent"
+rargs=(--out "$work/rpm" --binary "$work/xen-guest-agent")
+[ -n "$static" ] && rargs+=(--static)
+if rpm=$("$top/packaging/rpm/build.sh" "${rargs[@]}" 2>"$work/rpmbuild.log" | tail -n1) && [ -f "$rpm" ]; then
+  ok "rpmbuild from the prebuilt binary: $(basename "$rpm")"
+  rfiles=$(rpm -qlp "$rpm" 2>/dev/null)
+  for f in /usr/sbin/xen-guest-agent /usr/lib/systemd/system/$unit /etc/sysconfig/xen-guest-agent \
+      /usr/share/man/man8/xen-guest-agent.8 /usr/share/bash-completion/completions/xen-guest-agent \
+      /usr/share/zsh/site-functions/_xen-guest-agent /usr/share/fish/vendor_completions.d/xen-guest-agent.fish; do
+    check "rpm has $f" grep -qx "$f" <<<"$rfiles"
+  done
+  check "rpm obsoletes xe-guest-utilities" sh -c "rpm -qp --obsoletes '$rpm' 2>/dev/null | grep -q '^xe-guest-utilities '"
+  if [ -n "$static" ]; then
+    check "static rpm does not require xen-libs" sh -c "! rpm -qp --requires '$rpm' 2>/dev/null | grep -q xen-libs"
+  else
+    check "rpm requires xen-libs" sh -c "rpm -qp --requires '$rpm' 2>/dev/null | grep -qx xen-libs"
+  fi
+else
+  bad "rpmbuild"; tail -n 20 "$work/rpmbuild.log"
+fi
+
+echo "=== package test: $((SECONDS - start)) s"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

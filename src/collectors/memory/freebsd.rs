@@ -1,0 +1,75 @@
+//! FreeBSD: sysctl, no child process and no file.
+//!
+//! - total: `hw.physmem`, the physical memory the kernel can use (bytes);
+//! - available: (`vm.stats.vm.v_free_count` + `v_inactive_count` +
+//!   `v_cache_count` where it still exists) × the page size.
+//!
+//! Free pages are available at once, inactive pages are clean or
+//! reclaimable without paging out what is in use, and the cache queue (gone
+//! since FreeBSD 12, where the sysctl reads 0 or is absent) was reusable
+//! immediately: together they are what Linux calls `MemAvailable` and what
+//! tools like psutil report as available. Laundry pages (dirty, must be
+//! written to swap first) and wired or active pages are not counted.
+
+use std::ffi::CStr;
+use std::io;
+
+use crate::state::MemoryInfo;
+
+/// Reads the memory sysctls.
+pub struct Reader;
+
+impl Reader {
+    pub fn new() -> Self {
+        Reader
+    }
+
+    /// One sample.
+    pub fn read(&mut self) -> io::Result<MemoryInfo> {
+        let total = sysctl_uint(c"hw.physmem")?;
+        let page_size = sysctl_uint(c"hw.pagesize")?;
+        let free = sysctl_uint(c"vm.stats.vm.v_free_count")?;
+        let inactive = sysctl_uint(c"vm.stats.vm.v_inactive_count")?;
+        let cache = match sysctl_uint(c"vm.stats.vm.v_cache_count") {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
+            other => other?,
+        };
+        let pages = free.saturating_add(inactive).saturating_add(cache);
+        Ok(MemoryInfo {
+            total_kib: total / 1024,
+            available_kib: pages.saturating_mul(page_size) / 1024,
+        })
+    }
+}
+
+/// An unsigned integer sysctl of 4 bytes (`u_int`, `int`) or 8 (`u_long`
+/// on 64-bit), read by name. A missing name is `NotFound` (ENOENT).
+fn sysctl_uint(name: &CStr) -> io::Result<u64> {
+    let mut buf = [0u8; 8];
+    let mut len: libc::size_t = buf.len();
+    // SAFETY: `buf` is writable for `len` bytes, which the kernel updates
+    // to the size it wrote; no new value is set (null, 0).
+    let rc = unsafe {
+        libc::sysctlbyname(
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            &mut len,
+            std::ptr::null(),
+            0,
+        )
+    };
+    if rc != 0 {
+        let e = io::Error::last_os_error();
+        return Err(io::Error::new(e.kind(), format!("sysctl {name:?}: {e}")));
+    }
+    match len {
+        4 => Ok(u64::from(u32::from_ne_bytes([
+            buf[0], buf[1], buf[2], buf[3],
+        ]))),
+        8 => Ok(u64::from_ne_bytes(buf)),
+        n => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("sysctl {name:?}: unexpected size {n}"),
+        )),
+    }
+}

@@ -1,0 +1,663 @@
+//! The event-driven network collector: the kernel's rtnetlink notifications.
+//!
+//! One netlink socket, subscribed to link and address changes *before* the
+//! first dump, so that nothing falls between the dump and the events: the
+//! links and addresses are dumped into one complete [`Event::Interfaces`],
+//! and the notifications that arrived meanwhile are applied after it (each
+//! one states the newest fact about its object, so they converge).
+//!
+//! Notifications are multicast: the kernel does not wait for us, and when
+//! the socket's receive buffer is full it drops them and the next read
+//! fails with `ENOBUFS`. Then, as after any other loss of sync (a broken
+//! datagram, a socket error, a stalled dump), the collector logs once,
+//! dumps again (reopening the socket when it failed) and sends a new
+//! complete snapshot, which the state diffs. It never ends, except in
+//! `oneshot` mode after the first snapshot.
+//!
+//! Why not the `rtnetlink`/`netlink-proto` stack: `netlink-proto` 0.14 turns
+//! a read error other than `ENOBUFS` into the silent end of its connection,
+//! and drops any message `netlink-packet-route` fails to parse with only a
+//! log line; that parser rejects link and IPv4 address messages whose
+//! interface name is not UTF-8 (`IFLA_IFNAME`, `IFA_LABEL`), which the
+//! kernel allows, so such an interface would silently vanish. It also
+//! matches replies by sequence number alone, which a notification caused by
+//! another process can carry. Reading the few fields we need in place
+//! ([`wire`]) is short, allocation-free and total.
+
+mod wire;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::ffi::OsStr;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use futures::stream;
+use netlink_sys::{protocols::NETLINK_ROUTE, AsyncSocket, AsyncSocketExt, SocketAddr, TokioSocket};
+
+use super::vif;
+use crate::collectors::{Config, EventStream};
+use crate::state::{Event, Interface, Kind, Link};
+
+/// Kernel memory the socket may hold while the agent is busy: ten times the
+/// usual default, room for about 2,000 notifications. Set with
+/// `SO_RCVBUFFORCE` (the agent runs as root) so that `rmem_max` does not cap
+/// it; the kernel doubles it for its bookkeeping. It costs nothing while
+/// the agent keeps up.
+const RECEIVE_BUFFER: libc::c_int = 1 << 20;
+
+/// Size of one read: the kernel never sends a datagram above 32 KiB.
+const DATAGRAM: usize = 64 << 10;
+
+/// A dump that makes no progress for this long is abandoned (the socket is
+/// reopened).
+const DUMP_STALL: Duration = Duration::from_secs(10);
+
+/// First and longest wait before reopening a socket that failed.
+const RETRY_MIN: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(60);
+
+/// Trouble is logged as a warning at most this often (then at debug level,
+/// with a count in the next warning).
+const WARN_EVERY: Duration = Duration::from_secs(600);
+
+/// The collector's stream of events.
+pub fn stream(config: &Config) -> EventStream {
+    let collector = Collector {
+        oneshot: config.oneshot,
+        links: Links {
+            sysfs: config.sysfs.clone(),
+            known: HashMap::new(),
+        },
+        socket: None,
+        buf: Vec::new(),
+        pending: VecDeque::new(),
+        seq: 0,
+        resync: true,
+        finished: false,
+        retry: RETRY_MIN,
+        warned: None,
+        quiet: 0,
+    };
+    Box::pin(stream::unfold(collector, |mut c| async move {
+        c.next().await.map(|e| (e, c))
+    }))
+}
+
+/// Why the events stopped matching the kernel's state.
+#[derive(Debug)]
+enum Trouble {
+    /// The receive buffer overflowed: notifications were lost.
+    Overflow,
+    /// A datagram could not be parsed, or a dump failed or stalled.
+    LostSync(String),
+    /// The socket failed (it is reopened).
+    Socket(io::Error),
+}
+
+impl From<io::Error> for Trouble {
+    fn from(e: io::Error) -> Self {
+        if e.raw_os_error() == Some(libc::ENOBUFS) {
+            Trouble::Overflow
+        } else {
+            Trouble::Socket(e)
+        }
+    }
+}
+
+struct Collector {
+    oneshot: bool,
+    links: Links,
+    socket: Option<Socket>,
+    /// One datagram, reused (also for requests).
+    buf: Vec<u8>,
+    /// Events translated from the last datagram(s), in kernel order.
+    pending: VecDeque<Event>,
+    /// Sequence number of the last dump request.
+    seq: u32,
+    /// A complete dump is due.
+    resync: bool,
+    /// `oneshot` mode delivered its snapshot.
+    finished: bool,
+    /// Wait before the next reopening.
+    retry: Duration,
+    /// When trouble was last logged as a warning, and how many were logged
+    /// quietly since.
+    warned: Option<Instant>,
+    quiet: u32,
+}
+
+impl Collector {
+    /// The next event; `None` only in `oneshot` mode.
+    async fn next(&mut self) -> Option<Event> {
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                return Some(event);
+            }
+            if self.finished {
+                return None;
+            }
+            if self.socket.is_none() {
+                match Socket::open() {
+                    Ok(s) => {
+                        self.socket = Some(s);
+                        self.resync = true;
+                    }
+                    Err(e) => {
+                        self.trouble(Trouble::Socket(e)).await;
+                        continue;
+                    }
+                }
+            }
+            let result = if self.resync {
+                match self.dump().await {
+                    Ok(interfaces) => return Some(Event::Interfaces(interfaces)),
+                    Err(t) => Err(t),
+                }
+            } else {
+                self.receive(None).await
+            };
+            if let Err(t) = result {
+                self.trouble(t).await;
+            }
+        }
+    }
+
+    /// Dump links then addresses into one complete snapshot, keeping the
+    /// notifications that arrive meanwhile in `pending`, to follow it.
+    async fn dump(&mut self) -> Result<Vec<Interface>, Trouble> {
+        // Whatever was not delivered yet is older than the dump.
+        self.pending.clear();
+        let mut dump = Dump::default();
+        let mut overflowed = false;
+        for request in [wire::RTM_GETLINK, wire::RTM_GETADDR] {
+            let socket = self.socket.as_ref().ok_or_else(closed)?;
+            self.seq = self.seq.wrapping_add(1);
+            dump.seq = self.seq;
+            dump.port = socket.port;
+            dump.done = false;
+            wire::dump_request(&mut self.buf, request, self.seq);
+            socket.io.send_to(&self.buf, &SocketAddr::new(0, 0)).await?;
+            while !dump.done {
+                match tokio::time::timeout(DUMP_STALL, self.receive(Some(&mut dump))).await {
+                    Ok(Ok(())) => {}
+                    // The dump goes on; notifications were lost meanwhile.
+                    Ok(Err(Trouble::Overflow)) => overflowed = true,
+                    Ok(Err(t)) => return Err(t),
+                    Err(_) => {
+                        self.socket = None;
+                        return Err(Trouble::LostSync(format!(
+                            "no reply to a netlink dump for {DUMP_STALL:?}"
+                        )));
+                    }
+                }
+            }
+            if let Some(code) = dump.error {
+                self.socket = None;
+                return Err(Trouble::LostSync(format!(
+                    "the kernel refused a netlink dump: {}",
+                    io::Error::from_raw_os_error(-code)
+                )));
+            }
+            if request == wire::RTM_GETLINK {
+                // Forget links that are gone (their removal may have been
+                // lost); ones created since will be identified again.
+                self.links
+                    .known
+                    .retain(|i, _| dump.interfaces.contains_key(i));
+            }
+        }
+        log::debug!(
+            "netlink dump: {} interfaces, {} events meanwhile",
+            dump.interfaces.len(),
+            self.pending.len()
+        );
+        if self.oneshot {
+            self.finished = true;
+            self.pending.clear();
+            self.socket = None;
+        } else if overflowed {
+            self.note(&Trouble::Overflow);
+        } else {
+            self.retry = RETRY_MIN;
+        }
+        self.resync = overflowed;
+        Ok(dump.interfaces.into_values().collect())
+    }
+
+    /// Read one datagram; its notifications go to `pending`, its dump
+    /// replies to `dump`.
+    async fn receive(&mut self, dump: Option<&mut Dump>) -> Result<(), Trouble> {
+        let socket = self.socket.as_ref().ok_or_else(closed)?;
+        self.buf.clear();
+        self.buf.reserve(DATAGRAM);
+        let from = socket.io.recv_from(&mut self.buf).await?;
+        if from.port_number() != 0 {
+            return Ok(()); // not from the kernel
+        }
+        process(&self.buf, &mut self.links, &mut self.pending, dump)
+    }
+
+    /// Log `t` (once in a while), then get ready to resync: at once after
+    /// an overflow, after a growing delay when the socket failed.
+    async fn trouble(&mut self, t: Trouble) {
+        self.note(&t);
+        if self.oneshot {
+            log::error!("no network facts collected (--oneshot does not retry)");
+            self.finished = true;
+            self.socket = None;
+            return;
+        }
+        self.resync = true;
+        if let Trouble::Socket(_) = t {
+            self.socket = None;
+        }
+        if self.socket.is_none() {
+            // Reopening at once could spin on a persistent failure.
+            tokio::time::sleep(self.retry).await;
+            self.retry = (self.retry * 2).min(RETRY_MAX);
+        }
+    }
+
+    fn note(&mut self, t: &Trouble) {
+        let what = match t {
+            Trouble::Overflow => {
+                "netlink notifications were lost (receive buffer full)".to_string()
+            }
+            Trouble::LostSync(why) => why.clone(),
+            Trouble::Socket(e) => format!("netlink socket error: {e}"),
+        };
+        if self.warned.is_some_and(|at| at.elapsed() < WARN_EVERY) {
+            self.quiet += 1;
+            log::debug!("{what}; resynchronising");
+        } else {
+            let quiet = std::mem::take(&mut self.quiet);
+            let more = if quiet > 0 {
+                format!(" ({quiet} more such events since the last warning)")
+            } else {
+                String::new()
+            };
+            log::warn!("{what}; resynchronising with a full dump{more}");
+            self.warned = Some(Instant::now());
+        }
+    }
+}
+
+fn closed() -> Trouble {
+    Trouble::Socket(io::Error::from(io::ErrorKind::NotConnected))
+}
+
+/// A dump in progress.
+#[derive(Default)]
+struct Dump {
+    seq: u32,
+    port: u32,
+    done: bool,
+    error: Option<i32>,
+    interfaces: BTreeMap<u32, Interface>,
+}
+
+/// Sort the messages of one datagram: replies to our dump go into `dump`,
+/// notifications become events in `pending`. Messages that are not ours to
+/// read (other families, bridge ports, malformed) are skipped.
+fn process(
+    datagram: &[u8],
+    links: &mut Links,
+    pending: &mut VecDeque<Event>,
+    mut dump: Option<&mut Dump>,
+) -> Result<(), Trouble> {
+    for m in wire::messages(datagram) {
+        let m = m.map_err(|()| Trouble::LostSync("malformed netlink datagram".into()))?;
+        if let Some(d) = dump
+            .as_deref_mut()
+            .filter(|d| d.seq == m.seq && d.port == m.port)
+        {
+            match m.kind {
+                wire::NLMSG_DONE => d.done = true,
+                wire::NLMSG_ERROR => {
+                    d.done = true;
+                    d.error = wire::error_code(m.payload)
+                        .filter(|&c| c != 0)
+                        .or(Some(-libc::EIO));
+                }
+                wire::RTM_NEWLINK => {
+                    if let Some(l) = wire::link(m.payload) {
+                        let link = links.link(&l);
+                        d.interfaces.insert(link.index, Interface::new(link));
+                    }
+                }
+                wire::RTM_NEWADDR => {
+                    // An address whose link the link dump did not have: the
+                    // link is newer, and its notifications are in `pending`.
+                    if let Some(a) = wire::address(m.payload) {
+                        if let Some(i) = d.interfaces.get_mut(&a.index) {
+                            i.addresses.insert(a.addr, a.info);
+                        }
+                    }
+                }
+                _ => {}
+            }
+            continue;
+        }
+        let event = match m.kind {
+            wire::RTM_NEWLINK => wire::link(m.payload).map(|l| Event::LinkUpdated(links.link(&l))),
+            wire::RTM_DELLINK => wire::link_index(m.payload).map(|index| {
+                links.known.remove(&index);
+                Event::LinkRemoved(index)
+            }),
+            wire::RTM_NEWADDR => wire::address(m.payload).map(|a| Event::AddressUpdated {
+                index: a.index,
+                addr: a.addr,
+                info: a.info,
+            }),
+            wire::RTM_DELADDR => wire::address(m.payload).map(|a| Event::AddressRemoved {
+                index: a.index,
+                addr: a.addr,
+            }),
+            wire::NLMSG_OVERRUN => return Err(Trouble::Overflow),
+            _ => None,
+        };
+        if let Some(e) = event {
+            pending.push_back(e);
+        }
+    }
+    Ok(())
+}
+
+/// Turns link messages into [`Link`]s, identifying each interface once.
+struct Links {
+    sysfs: PathBuf,
+    /// What each interface was identified as, under which name: it is
+    /// identified again only when it is new or renamed.
+    known: HashMap<u32, Known>,
+}
+
+struct Known {
+    name: Box<[u8]>,
+    kind: Kind,
+}
+
+impl Links {
+    fn link(&mut self, m: &wire::LinkMsg) -> Link {
+        let kind = if m.flags & wire::IFF_LOOPBACK != 0 {
+            Kind::Loopback
+        } else {
+            match self.known.get(&m.index) {
+                Some(k) if *k.name == *m.name => k.kind,
+                _ => {
+                    let kind = match m.info_kind {
+                        Some(b"bridge") => Kind::Bridge,
+                        Some(b"bond") => Kind::Bond,
+                        _ => vif::identify(&self.sysfs, OsStr::from_bytes(m.name)),
+                    };
+                    self.known.insert(
+                        m.index,
+                        Known {
+                            name: m.name.into(),
+                            kind,
+                        },
+                    );
+                    kind
+                }
+            }
+        };
+        Link {
+            index: m.index,
+            name: String::from_utf8_lossy(m.name).into_owned(),
+            mac: m.mac.map(mac),
+            kind,
+            master: m.master,
+            up: m.flags & wire::IFF_UP != 0,
+        }
+    }
+}
+
+/// `aa:bb:cc:dd:ee:ff`, whatever the length of the hardware address.
+fn mac(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(bytes.len() * 3);
+    for (i, b) in bytes.iter().enumerate() {
+        if i > 0 {
+            s.push(':');
+        }
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// The netlink socket and its port id (our address, in dump replies).
+struct Socket {
+    io: TokioSocket,
+    port: u32,
+}
+
+impl Socket {
+    /// A socket subscribed to link and address changes, with a large
+    /// receive buffer.
+    fn open() -> io::Result<Self> {
+        let mut io = TokioSocket::new(NETLINK_ROUTE)?;
+        let s = io.socket_mut();
+        s.bind(&SocketAddr::new(
+            0,
+            wire::RTMGRP_LINK | wire::RTMGRP_IPV4_IFADDR | wire::RTMGRP_IPV6_IFADDR,
+        ))?;
+        set_receive_buffer(s.as_raw_fd());
+        let mut addr = SocketAddr::new(0, 0);
+        s.get_address(&mut addr)?;
+        Ok(Socket {
+            io,
+            port: addr.port_number(),
+        })
+    }
+}
+
+/// `SO_RCVBUFFORCE` (not capped by `net.core.rmem_max`, needs
+/// `CAP_NET_ADMIN`), else `SO_RCVBUF`. Failing both leaves the default:
+/// overflows are handled anyway, only more often.
+fn set_receive_buffer(fd: std::os::fd::RawFd) {
+    let set = |option| {
+        // SAFETY: a valid socket, an int option value and its size.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                option,
+                (&RECEIVE_BUFFER as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            ) == 0
+        }
+    };
+    if !set(SO_RCVBUFFORCE) && !set(libc::SO_RCVBUF) {
+        log::debug!(
+            "cannot enlarge the netlink receive buffer: {}",
+            io::Error::last_os_error()
+        );
+    }
+}
+
+/// Not in `libc` for every Linux target; 33 on all but MIPS, SPARC, PA-RISC
+/// and Alpha (where the attempt fails harmlessly and `SO_RCVBUF` is used).
+const SO_RCVBUFFORCE: libc::c_int = 33;
+
+#[cfg(test)]
+mod tests {
+    use super::wire::tests::{ifaddrmsg, newlink, Builder};
+    use super::*;
+    use crate::state::{AddrFlags, Address};
+
+    fn links() -> Links {
+        Links {
+            sysfs: "/nonexistent".into(),
+            known: HashMap::new(),
+        }
+    }
+
+    fn run(datagram: &[u8], links: &mut Links, dump: Option<&mut Dump>) -> Vec<Event> {
+        let mut pending = VecDeque::new();
+        process(datagram, links, &mut pending, dump).unwrap();
+        pending.into()
+    }
+
+    #[test]
+    fn notifications_become_events() {
+        let mut l = links();
+        let mut buf = newlink(4, b"eth\xff0", Some(3), b"veth");
+        buf.extend(
+            Builder::default()
+                .begin(wire::RTM_NEWADDR, 12, 999, &ifaddrmsg(2, 24, 0, 4))
+                .attr(2, &[192, 0, 2, 1])
+                .end()
+                .0,
+        );
+        buf.extend(
+            Builder::default()
+                .begin(wire::RTM_DELADDR, 0, 0, &ifaddrmsg(10, 64, 0, 4))
+                .attr(
+                    1,
+                    &"2001:db8::1"
+                        .parse::<std::net::Ipv6Addr>()
+                        .unwrap()
+                        .octets(),
+                )
+                .end()
+                .0,
+        );
+        buf.extend(
+            Builder::default()
+                .begin(wire::RTM_DELLINK, 0, 0, &wire::tests::ifinfomsg(0, 4, 0))
+                .end()
+                .0,
+        );
+        let events = run(&buf, &mut l, None);
+        assert_eq!(
+            events,
+            vec![
+                Event::LinkUpdated(Link {
+                    index: 4,
+                    name: "eth\u{fffd}0".into(),
+                    mac: Some("00:16:3e:aa:0b:01".into()),
+                    kind: Kind::Other,
+                    master: Some(3),
+                    up: true,
+                }),
+                Event::AddressUpdated {
+                    index: 4,
+                    addr: "192.0.2.1".parse().unwrap(),
+                    info: Address {
+                        prefix: 24,
+                        flags: AddrFlags::default()
+                    },
+                },
+                Event::AddressRemoved {
+                    index: 4,
+                    addr: "2001:db8::1".parse().unwrap(),
+                },
+                Event::LinkRemoved(4),
+            ]
+        );
+        assert!(l.known.is_empty(), "a removed link is forgotten");
+    }
+
+    #[test]
+    fn kinds_come_from_the_kernel_and_are_cached() {
+        let mut l = links();
+        let e = run(&newlink(5, b"br0", None, b"bridge"), &mut l, None);
+        assert!(matches!(
+            &e[..],
+            [Event::LinkUpdated(Link {
+                kind: Kind::Bridge,
+                ..
+            })]
+        ));
+        let e = run(&newlink(6, b"bond0", None, b"bond"), &mut l, None);
+        assert!(matches!(
+            &e[..],
+            [Event::LinkUpdated(Link {
+                kind: Kind::Bond,
+                ..
+            })]
+        ));
+        // Cached by index while the name stays: a stale kind proves the
+        // cache was used.
+        l.known.get_mut(&5).unwrap().kind = Kind::Vif(9);
+        let e = run(&newlink(5, b"br0", None, b"bridge"), &mut l, None);
+        assert!(matches!(
+            &e[..],
+            [Event::LinkUpdated(Link {
+                kind: Kind::Vif(9),
+                ..
+            })]
+        ));
+        // A rename identifies again.
+        let e = run(&newlink(5, b"lan", None, b"bridge"), &mut l, None);
+        assert!(matches!(
+            &e[..],
+            [Event::LinkUpdated(Link {
+                kind: Kind::Bridge,
+                ..
+            })]
+        ));
+    }
+
+    #[test]
+    fn dump_replies_fill_the_snapshot_and_the_rest_waits() {
+        let mut l = links();
+        let mut d = Dump {
+            seq: 7,
+            port: 1234,
+            ..Default::default()
+        };
+        // A reply, a notification from `ip` that happens to use our
+        // sequence number, then the end of the dump.
+        let mut reply = newlink(2, b"eth0", None, b"");
+        reply[8..12].copy_from_slice(&7u32.to_ne_bytes());
+        reply[12..16].copy_from_slice(&1234u32.to_ne_bytes());
+        let mut buf = reply;
+        let mut notif = newlink(3, b"eth1", None, b"");
+        notif[8..12].copy_from_slice(&7u32.to_ne_bytes());
+        notif[12..16].copy_from_slice(&4321u32.to_ne_bytes());
+        buf.extend(notif);
+        buf.extend(
+            Builder::default()
+                .begin(wire::NLMSG_DONE, 7, 1234, &[0; 4])
+                .end()
+                .0,
+        );
+        let events = run(&buf, &mut l, Some(&mut d));
+        assert!(d.done && d.error.is_none());
+        assert_eq!(d.interfaces.keys().copied().collect::<Vec<_>>(), vec![2]);
+        assert!(matches!(
+            &events[..],
+            [Event::LinkUpdated(Link { index: 3, .. })]
+        ));
+
+        let mut d = Dump {
+            seq: 8,
+            port: 1234,
+            ..Default::default()
+        };
+        let err = Builder::default()
+            .begin(wire::NLMSG_ERROR, 8, 1234, &(-libc::EBUSY).to_ne_bytes())
+            .end()
+            .0;
+        run(&err, &mut l, Some(&mut d));
+        assert_eq!((d.done, d.error), (true, Some(-libc::EBUSY)));
+    }
+
+    #[test]
+    fn a_broken_datagram_is_a_loss_of_sync() {
+        let mut buf = newlink(2, b"eth0", None, b"");
+        buf[0] = 0xff;
+        let mut pending = VecDeque::new();
+        let r = process(&buf, &mut links(), &mut pending, None);
+        assert!(matches!(r, Err(Trouble::LostSync(_))));
+    }
+
+    #[test]
+    fn macs() {
+        assert_eq!(mac(&[0, 0x16, 0x3e, 0xab, 0xcd, 0xef]), "00:16:3e:ab:cd:ef");
+        assert_eq!(mac(&[10, 0, 0, 1]), "0a:00:00:01");
+    }
+}

@@ -1,0 +1,57 @@
+//! FreeBSD: netfront interfaces are `xn<unit>`, and the device's sysctl
+//! `dev.xn.<unit>.xenstore_path` is its xenstore directory `device/vif/<id>`.
+//! The unit is assigned by newbus and is not the VIF id, so the sysctl is
+//! the only reliable source.
+//!
+//! Limitation: an `xn` interface renamed by the administrator
+//! (`ifconfig xn0 name lan0`) is not recognised.
+//! Bridges (`if_bridge`) and laggs are reported as `Other`.
+
+use std::ffi::{CString, OsStr, OsString};
+use std::path::Path;
+
+use super::parse_vif_path;
+use crate::state::Kind;
+
+/// See [`super::identify`]. `sysfs` is meaningless here.
+pub fn identify(_sysfs: &Path, name: &OsStr) -> Kind {
+    match vif_id(name.as_encoded_bytes()) {
+        Some(id) => Kind::Vif(id),
+        None => Kind::Other,
+    }
+}
+
+/// See [`super::master`]: not known on FreeBSD.
+pub fn master(_sysfs: &Path, _name: &OsStr) -> Option<OsString> {
+    None
+}
+
+fn vif_id(name: &[u8]) -> Option<u32> {
+    let unit = name.strip_prefix(b"xn")?;
+    if unit.is_empty() || !unit.iter().all(u8::is_ascii_digit) || unit.len() > 9 {
+        return None;
+    }
+    let mut path = b"dev.xn.".to_vec();
+    path.extend_from_slice(unit);
+    path.extend_from_slice(b".xenstore_path");
+    let path = CString::new(path).ok()?;
+    let mut buf = [0u8; 64];
+    let mut len: libc::size_t = buf.len();
+    // SAFETY: a NUL-terminated name, an output buffer with its length, no
+    // new value; the kernel writes at most `len` bytes and updates `len`.
+    let rc = unsafe {
+        libc::sysctlbyname(
+            path.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            &mut len,
+            std::ptr::null(),
+            0,
+        )
+    };
+    if rc != 0 {
+        return None;
+    }
+    let value = buf.get(..len)?;
+    let value = value.strip_suffix(b"\0").unwrap_or(value);
+    parse_vif_path(value)
+}

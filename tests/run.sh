@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Run every test tier of xen-guest-agent, installing what they need.
+#
+#   tests/run.sh                 all tiers
+#   tests/run.sh lint unit ...   only these tiers
+#
+# Tiers, in order:
+#   deps      install the Debian packages the tests need (apt-get, as root)
+#   lint      cargo fmt --check, clippy -D warnings for every feature set
+#   unit      cargo test for every feature set (unit tests, stdout/netns
+#             integration tests, xenstore tests against the test xenstored)
+#   static    the -F static build: no libxenstore at run time, its tests
+#   pkg       build the .deb, install/remove it in a clean Debian root
+#   vm        real Xen under QEMU: the agent in a PV and a PVH guest
+#
+# Root is needed for network namespaces, the package tier and the VM tier;
+# as another user those tests say why they skip.
+#
+# Environment:
+#   XGA_CACHE_DIR  where downloads and built images are kept between runs
+#                  (default ~/.cache/xen-guest-agent-tests)
+#   XGA_JOBS       cargo build jobs (default: all cores)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export XGA_CACHE_DIR=${XGA_CACHE_DIR:-$HOME/.cache/xen-guest-agent-tests}
+mkdir -p "$XGA_CACHE_DIR"
+export CARGO_TERM_COLOR=never
+[ -n "${XGA_JOBS:-}" ] && export CARGO_BUILD_JOBS=$XGA_JOBS
+
+# The feature sets CI builds, as cargo arguments.
+FEATURE_SETS=(
+  ""
+  "--no-default-features -F xenstore,net_pnet"
+  "--no-default-features"
+)
+
+ALL_TIERS=(deps lint unit static pkg vm)
+TIERS=("$@")
+[ ${#TIERS[@]} -gt 0 ] || TIERS=("${ALL_TIERS[@]}")
+
+say() { printf '\n=== %s\n' "$*"; }
+is_root() { [ "$(id -u)" = 0 ]; }
+
+tier_deps() {
+  local pkgs=(libxenstore4 xenstore-utils libxen-dev libclang-dev pkg-config iproute2 jq)
+  local missing=()
+  for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  [ ${#missing[@]} -eq 0 ] && { echo "all present: ${pkgs[*]}"; return 0; }
+  if ! is_root; then
+    echo "missing packages ${missing[*]}: run as root, or apt-get install them" >&2
+    return 1
+  fi
+  apt-get update -qq &&
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+tier_lint() {
+  cargo fmt --all -- --check || return 1
+  local fs
+  for fs in "${FEATURE_SETS[@]}" "-F static"; do
+    echo "--- clippy $fs"
+    # shellcheck disable=SC2086
+    cargo clippy --workspace --all-targets $fs -- -D warnings || return 1
+  done
+}
+
+tier_unit() {
+  local fs
+  for fs in "${FEATURE_SETS[@]}"; do
+    echo "--- cargo test $fs"
+    # shellcheck disable=SC2086
+    cargo test --workspace $fs || return 1
+  done
+}
+
+tier_static() {
+  cargo build --release -F static || return 1
+  local bin=target/release/xen-guest-agent
+  if ldd "$bin" | grep -q libxenstore; then
+    echo "the static build still needs libxenstore at run time:" >&2
+    ldd "$bin" >&2
+    return 1
+  fi
+  echo "static build needs no libxenstore: ok"
+  cargo test -F static --test xenstore || return 1
+}
+
+tier_pkg() {
+  [ -x packaging/test.sh ] || { echo "no packaging/test.sh yet"; return 0; }
+  is_root || { echo "skipping: the package tier needs root (chroot, dpkg)"; return 0; }
+  XGA_PKG_CACHE=$XGA_CACHE_DIR/pkg packaging/test.sh
+}
+
+tier_vm() {
+  [ -x tests/vm/run.sh ] || { echo "no tests/vm/run.sh yet"; return 0; }
+  is_root || { echo "skipping: the VM tier needs root (it installs Xen packages)"; return 0; }
+  XGA_VM_CACHE=$XGA_CACHE_DIR/vm tests/vm/run.sh
+}
+
+passed=0 failed=0 failures=()
+for t in "${TIERS[@]}"; do
+  if ! declare -F "tier_$t" >/dev/null; then
+    echo "unknown tier '$t' (tiers: ${ALL_TIERS[*]})" >&2
+    exit 2
+  fi
+  say "tier $t"
+  start=$SECONDS
+  if "tier_$t"; then
+    passed=$((passed + 1)); echo "=== tier $t passed ($((SECONDS - start)) s)"
+  else
+    failed=$((failed + 1)); failures+=("$t"); echo "=== tier $t FAILED ($((SECONDS - start)) s)"
+    # Nothing after a failed dependency install can be trusted.
+    [ "$t" = deps ] && break
+  fi
+done
+[ ${#failures[@]} -eq 0 ] || echo "failed tiers: ${failures[*]}"
+echo "tiers: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

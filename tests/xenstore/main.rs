@@ -1,0 +1,315 @@
+//! The xenstore publisher end to end: the real agent binary, loading the
+//! system's libxenstore, against the test xenstored (as guest domain 5 in
+//! the tree libxl makes), in a network namespace with fake VIFs.
+//!
+//! Scenarios that need a network namespace run as root only (they skip
+//! with a message otherwise).
+
+#![cfg(feature = "xenstore")]
+
+mod support;
+
+use std::process::Command;
+
+use support::*;
+
+/// How long a re-publication after a resume may take: a watch fires at
+/// once; without watches (the static build: libxenstore.a has no reader
+/// thread) the periodic check notices it within 10 s.
+fn resume_wait() -> std::time::Duration {
+    if cfg!(feature = "static") {
+        3 * WAIT
+    } else {
+        WAIT
+    }
+}
+
+/// Wait for the first complete publication.
+fn started(agent: &Agent) {
+    agent.wait_log("first complete publication done", WAIT);
+}
+
+/// The std tree for one VIF with one IPv4 address, plus whatever a dry
+/// run says about the OS, kernel and memory (those come from the host).
+fn std_tree(t: &Scenario, extra: &[(&str, &str)]) -> std::collections::BTreeMap<String, String> {
+    let mut expected = t.dry_run(&[]);
+    // What the I/O side and the test control: exact literals.
+    let pv = [
+        ("attr/PVAddons/Installed", "1"),
+        (
+            "attr/PVAddons/MajorVersion",
+            env!("CARGO_PKG_VERSION_MAJOR"),
+        ),
+        (
+            "attr/PVAddons/MinorVersion",
+            env!("CARGO_PKG_VERSION_MINOR"),
+        ),
+        (
+            "attr/PVAddons/MicroVersion",
+            env!("CARGO_PKG_VERSION_PATCH"),
+        ),
+    ];
+    for (k, v) in pv {
+        assert_eq!(expected.get(k).map(String::as_str), Some(v), "{k}");
+    }
+    assert_eq!(
+        expected.get("data/updated").map(String::as_str),
+        Some(STAMP)
+    );
+    for (k, v) in extra {
+        expected.insert(k.to_string(), v.to_string());
+    }
+    expected
+}
+
+#[test]
+fn startup_std_tree_is_exact_and_written_once() {
+    let Some(t) = Scenario::new("startup_std_tree_is_exact_and_written_once") else {
+        return;
+    };
+    t.add_vif(0);
+    t.ip(&["addr", "add", "10.0.0.2/24", "dev", "eth0"]);
+    let mut expected = std_tree(&t, &[]);
+    // libxl makes control/ read-only: feature-balloon is refused (below).
+    expected.remove("control/feature-balloon");
+    for (k, v) in [
+        ("attr/vif/0/name", "eth0"),
+        ("attr/vif/0/mac/0", "00:16:3e:00:00:00"),
+        ("attr/vif/0/ipv4/0", "10.0.0.2"),
+    ] {
+        assert_eq!(
+            expected.get(k).map(String::as_str),
+            Some(v),
+            "{k} in {expected:#?}"
+        );
+    }
+    let agent = t.agent(&[]);
+    started(&agent);
+    t.wait_tree(&expected, WAIT);
+    // One transaction; each node written once, data/updated last.
+    let writes = t.guest_ops(MsgType::Write);
+    let paths: Vec<String> = writes.iter().filter_map(|o| o.path.clone()).collect();
+    assert!(
+        paths.last().unwrap().ends_with("/data/updated"),
+        "{paths:?}"
+    );
+    let ok: Vec<_> = writes.iter().filter(|o| o.result.is_ok()).collect();
+    assert_eq!(ok.len(), expected.len(), "{paths:?}");
+    let commits: Vec<_> = t
+        .guest_ops(MsgType::TransactionEnd)
+        .into_iter()
+        .filter(|o| o.result.is_ok())
+        .collect();
+    assert_eq!(commits.len(), 1);
+    assert!(t.xs.ops().unchanged_writes().is_empty());
+}
+
+#[test]
+fn not_a_xen_guest_exits_at_once_naming_the_stdout_publisher() {
+    if std::path::Path::new("/proc/xen").exists()
+        || std::path::Path::new("/dev/xen/xenbus").exists()
+        || std::fs::read_to_string("/sys/hypervisor/type").is_ok_and(|t| t.trim() == "xen")
+    {
+        eprintln!("skipping: this machine is a Xen guest");
+        return;
+    }
+    let out = Command::new(AGENT)
+        .args(["--publisher", "xenstore", "-s"])
+        .env_remove("XENSTORED_PATH")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("xen-guest-agent: this machine is not a Xen guest"),
+        "{stderr}"
+    );
+    assert!(last.contains("--publisher stdout"), "{stderr}");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn dry_run_prints_the_writes_without_any_xenstore() {
+    let out = Command::new(AGENT)
+        .args(["--dry-run", "--oneshot", "--network", "none", "-s"])
+        .env_remove("XENSTORED_PATH")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines.iter().all(|l| l.starts_with("write ")), "{stdout}");
+    let last = lines.last().unwrap();
+    let stamp = last
+        .strip_prefix("write data/updated \"")
+        .and_then(|s| s.strip_suffix('"'))
+        .unwrap_or_else(|| panic!("data/updated last: {stdout}"));
+    assert!(is_timestamp(stamp), "{stamp}");
+    let tree = apply_dry_run(&stdout);
+    assert_eq!(
+        tree.get("attr/PVAddons/Installed").map(String::as_str),
+        Some("1")
+    );
+    assert_eq!(
+        tree.get("control/feature-balloon").map(String::as_str),
+        Some("1")
+    );
+    assert_eq!(tree.len(), lines.len(), "each node written once");
+    // Data first, then attr, then control, then data/updated.
+    let rank = |l: &&str| match l.split(' ').nth(1).unwrap_or("") {
+        "data/updated" => 3,
+        p if p.starts_with("data/") => 0,
+        p if p.starts_with("control/") => 2,
+        _ => 1,
+    };
+    assert!(
+        lines.windows(2).all(|w| rank(&w[0]) <= rank(&w[1])),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn xenstored_restarted_under_the_agent() {
+    let Some(t) = Scenario::new("xenstored_restarted_under_the_agent") else {
+        return;
+    };
+    t.add_vif(0);
+    t.ip(&["addr", "add", "10.0.0.2/24", "dev", "eth0"]);
+    let agent = t.agent(&[]);
+    started(&agent);
+    let mut expected = std_tree(&t, &[]);
+    expected.remove("control/feature-balloon");
+    t.wait_tree(&expected, WAIT);
+
+    // xenstored restarts and has lost what the guest wrote.
+    t.xs.stop();
+    for p in ["data", "attr"] {
+        for child in t.xs.directory(p).unwrap_or_default() {
+            t.xs.rm(&format!("{p}/{child}")).unwrap();
+        }
+    }
+    t.xs.start().unwrap();
+    // The next change finds the connection broken: reconnection, then
+    // everything is published again, the change included.
+    t.ip(&["addr", "add", "10.0.0.3/24", "dev", "eth0"]);
+    expected.insert("attr/vif/0/ipv4/1".into(), "10.0.0.3".into());
+    t.wait_tree(&expected, WAIT);
+    agent.wait_log("xenstore connection is back", WAIT);
+    assert_eq!(
+        agent.count("xenstore connection failed"),
+        1,
+        "{:#?}",
+        agent.stderr()
+    );
+    // (None without libxenstore's reader thread: the static build.)
+    assert_eq!(
+        t.xs.watches().iter().filter(|w| w.guest).count(),
+        if cfg!(feature = "static") { 0 } else { 2 },
+        "watches registered again"
+    );
+}
+
+#[test]
+fn eacces_on_control_is_logged_once_and_tolerated() {
+    let Some(t) = Scenario::new("eacces_on_control_is_logged_once_and_tolerated") else {
+        return;
+    };
+    t.add_vif(0);
+    let agent = t.agent(&[]);
+    started(&agent);
+    let mut expected = std_tree(&t, &[]);
+    expected.remove("control/feature-balloon");
+    t.wait_tree(&expected, WAIT);
+    // More change sets, and a fresh domain (everything written again).
+    t.ip(&["addr", "add", "10.0.0.2/24", "dev", "eth0"]);
+    expected.insert("attr/vif/0/ipv4/0".into(), "10.0.0.2".into());
+    t.wait_tree(&expected, WAIT);
+    t.xs.new_domain(6);
+    t.wait_tree(&expected, resume_wait());
+    t.ip(&["addr", "del", "10.0.0.2/24", "dev", "eth0"]);
+    expected.remove("attr/vif/0/ipv4/0");
+    t.wait_tree(&expected, WAIT);
+
+    let denied = agent.count("control/feature-balloon: permission denied");
+    assert_eq!(denied, 1, "{:#?}", agent.stderr());
+    assert!(agent
+        .stderr()
+        .iter()
+        .any(|l| l.contains("normal under xl/libxl")));
+    let tries = t
+        .guest_ops(MsgType::Write)
+        .into_iter()
+        .filter(|o| {
+            o.path
+                .as_deref()
+                .is_some_and(|p| p.ends_with("control/feature-balloon"))
+        })
+        .count();
+    assert_eq!(tries, 1, "tried once, never again");
+    assert!(
+        !agent.stderr().iter().any(|l| l.starts_with("[ERROR")),
+        "{:#?}",
+        agent.stderr()
+    );
+}
+
+#[test]
+fn feature_balloon_is_written_where_the_toolstack_allows_it() {
+    let Some(t) = Scenario::new("feature_balloon_is_written_where_the_toolstack_allows_it") else {
+        return;
+    };
+    t.xs.precreate_feature_balloon();
+    let agent = t.agent(&[]);
+    started(&agent);
+    let expected = std_tree(&t, &[]);
+    assert_eq!(
+        expected.get("control/feature-balloon").map(String::as_str),
+        Some("1")
+    );
+    t.wait_tree(&expected, WAIT);
+    assert_eq!(agent.count("permission denied"), 0);
+}
+
+#[test]
+fn a_new_domain_after_resume_gets_everything_again() {
+    let Some(t) = Scenario::new("a_new_domain_after_resume_gets_everything_again") else {
+        return;
+    };
+    t.add_vif(0);
+    t.ip(&["addr", "add", "10.0.0.2/24", "dev", "eth0"]);
+    let agent = t.agent(&[]);
+    started(&agent);
+    let mut expected = std_tree(&t, &[]);
+    expected.remove("control/feature-balloon");
+    t.wait_tree(&expected, WAIT);
+    // Save/restore or migration: a fresh domain, the watches fire once.
+    t.xs.reset_ops();
+    t.xs.new_domain(9);
+    assert!(ours(&t.xs).is_empty(), "the new domain starts empty");
+    t.wait_tree(&expected, resume_wait());
+    agent.wait_log("publishing everything again", WAIT);
+    // Registration firings at start and the ones after the resume cost
+    // reads, never writes of what is already there.
+    assert!(t.xs.ops().unchanged_writes().is_empty());
+}
+
+#[test]
+fn threads_stay_within_budget() {
+    let Some(t) = Scenario::new("threads_stay_within_budget") else {
+        return;
+    };
+    let agent = t.agent(&[]);
+    started(&agent);
+    let threads = agent.threads();
+    // The agent's thread, one blocking thread for xenstore calls (it ends
+    // after 10 s idle), and libxenstore's own reader thread (it inherits
+    // the blocking thread's name).
+    assert!(threads.len() <= 3, "{threads:?}");
+    assert_eq!(
+        threads.iter().filter(|n| n.as_str() != "xenstore").count(),
+        1,
+        "{threads:?}"
+    );
+}

@@ -1,0 +1,455 @@
+//! Scenario support for the xenstore integration tests: the real agent
+//! binary, loading the system's libxenstore, against the test xenstored,
+//! in a network namespace of its own with a fake sysfs that makes chosen
+//! interfaces look like Xen VIFs.
+//!
+//! A scenario is short:
+//! ```ignore
+//! let Some(mut t) = Scenario::new("name") else { return }; // skips unless root
+//! t.add_vif(0);                                  // eth0, VIF 0
+//! t.ip(&["addr", "add", "10.0.0.2/24", "dev", "eth0"]);
+//! let agent = t.agent(&["--schema", "std"]);
+//! t.wait_tree(&expected, WAIT);                  // our nodes, exactly
+//! assert_eq!(agent.count("permission denied"), 1);
+//! ```
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+pub use test_xenstored::{MsgType, OpLogExt, OpRecord, Server};
+
+/// How long a scenario waits for something that should take well under a
+/// second.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// The agent binary under test.
+pub const AGENT: &str = env!("CARGO_BIN_EXE_xen-guest-agent");
+
+/// Placeholder for `data/updated`'s value in expected trees.
+pub const STAMP: &str = "<timestamp>";
+
+/// Placeholder for `data/meminfo_free`'s value (it changes all the time).
+pub const KIB: &str = "<kib>";
+
+/// Whether tests needing root (network namespaces) can run; prints why not.
+pub fn root(test: &str) -> bool {
+    // SAFETY: plain syscall.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        eprintln!("skipping {test}: needs root (network namespaces)");
+    }
+    root
+}
+
+/// A test xenstored, a network namespace and a fake sysfs.
+pub struct Scenario {
+    /// The test xenstored (the guest is domain 5).
+    pub xs: Server,
+    /// The network namespace the agent runs in.
+    pub netns: String,
+    /// Root of the fake sysfs given to the agent (`--sysfs`).
+    pub sysfs: PathBuf,
+}
+
+impl Scenario {
+    /// A scenario named after the test; `None` (skipped, with a message)
+    /// when not root.
+    pub fn new(test: &str) -> Option<Scenario> {
+        if !root(test) {
+            return None;
+        }
+        static N: AtomicU32 = AtomicU32::new(0);
+        let id = format!(
+            "xgaxs{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let sysfs = std::env::temp_dir().join(format!("{id}-sysfs"));
+        std::fs::create_dir_all(sysfs.join("class/net")).unwrap();
+        run("ip", &["netns", "add", &id]);
+        let t = Scenario {
+            xs: Server::builder().domid(5).start().expect("test xenstored"),
+            netns: id,
+            sysfs,
+        };
+        t.ip(&["link", "set", "lo", "up"]);
+        Some(t)
+    }
+
+    /// Run `ip` in the namespace.
+    pub fn ip(&self, args: &[&str]) {
+        let mut all = vec!["-n", self.netns.as_str()];
+        all.extend_from_slice(args);
+        run("ip", &all);
+    }
+
+    /// Make `eth<id>` (a veth in the namespace), seen by the agent as VIF
+    /// `id`; it is up, without addresses.
+    pub fn add_vif(&self, id: u32) {
+        let name = format!("eth{id}");
+        let device = self.sysfs.join("class/net").join(&name).join("device");
+        std::fs::create_dir_all(&device).unwrap();
+        std::fs::write(device.join("devtype"), "vif\n").unwrap();
+        std::fs::write(device.join("nodename"), format!("device/vif/{id}\n")).unwrap();
+        let mac = format!("00:16:3e:00:00:{id:02x}");
+        self.ip(&[
+            "link",
+            "add",
+            &name,
+            "address",
+            &mac,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &format!("peer{id}"),
+        ]);
+        self.ip(&["link", "set", &name, "up"]);
+    }
+
+    /// Start the agent in the namespace, logging at debug level to stderr,
+    /// with the xenstored's socket as `XENSTORED_PATH` and `args` added.
+    pub fn agent(&self, args: &[&str]) -> Agent {
+        let mut cmd = Command::new("ip");
+        // A polling network collector (pnet builds) polls every second.
+        cmd.args(["netns", "exec", &self.netns, AGENT, "-s", "-l", "debug"])
+            .args(["--poll-interval", "1"])
+            .arg("--sysfs")
+            .arg(&self.sysfs)
+            .args(args)
+            .env("XENSTORED_PATH", self.xs.socket_path());
+        Agent::spawn(cmd)
+    }
+
+    /// What the agent prints with `--dry-run --oneshot` in this namespace
+    /// (same collectors, same schema, no xenstore): the tree it would
+    /// write, normalized as [`Scenario::ours`].
+    pub fn dry_run(&self, args: &[&str]) -> BTreeMap<String, String> {
+        let mut cmd = Command::new("ip");
+        cmd.args([
+            "netns",
+            "exec",
+            &self.netns,
+            AGENT,
+            "-s",
+            "--dry-run",
+            "--oneshot",
+        ])
+        .arg("--sysfs")
+        .arg(&self.sysfs)
+        .args(args)
+        .env_remove("XENSTORED_PATH");
+        let out = cmd.output().expect("dry run");
+        assert!(
+            out.status.success(),
+            "dry run: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        apply_dry_run(&String::from_utf8_lossy(&out.stdout))
+    }
+
+    /// The nodes the agent may write (under `data/`, `attr/`,
+    /// `xenserver/attr/`, `control/feature-balloon`), leaves only, with
+    /// `data/updated`'s value replaced by [`STAMP`] when it is a valid
+    /// timestamp.
+    pub fn ours(&self) -> BTreeMap<String, String> {
+        ours(&self.xs)
+    }
+
+    /// Wait until [`Scenario::ours`] equals `expected`; panics with both
+    /// trees otherwise.
+    pub fn wait_tree(&self, expected: &BTreeMap<String, String>, timeout: Duration) {
+        let got = self.wait_until(timeout, |t| t == expected);
+        assert_eq!(&got, expected, "the agent's xenstore tree");
+    }
+
+    /// Wait until `cond` holds on [`Scenario::ours`]; returns the last tree.
+    pub fn wait_until(
+        &self,
+        timeout: Duration,
+        mut cond: impl FnMut(&BTreeMap<String, String>) -> bool,
+    ) -> BTreeMap<String, String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let n = self.xs.ops().len();
+            let tree = self.ours();
+            let now = Instant::now();
+            if cond(&tree) || now >= deadline {
+                return tree;
+            }
+            // Wait for the next request (cheap: no polling of the tree).
+            self.xs.wait_for(deadline - now, |v| v.ops().len() != n);
+        }
+    }
+
+    /// The guest's requests of one type since the last `xs.reset_ops()`.
+    pub fn guest_ops(&self, kind: MsgType) -> Vec<OpRecord> {
+        self.xs
+            .ops()
+            .into_iter()
+            .filter(|o| o.origin.is_guest() && o.kind == Some(kind))
+            .collect()
+    }
+}
+
+impl Drop for Scenario {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.netns])
+            .status();
+        let _ = std::fs::remove_dir_all(&self.sysfs);
+    }
+}
+
+/// See [`Scenario::ours`].
+pub fn ours(xs: &Server) -> BTreeMap<String, String> {
+    let home = format!("{}/", xs.home());
+    let all = xs.tree(&xs.home());
+    let mut out = BTreeMap::new();
+    for (path, info) in &all {
+        let Some(rel) = path.strip_prefix(&home) else {
+            continue;
+        };
+        let mine = ["data/", "attr/", "xenserver/attr/"]
+            .iter()
+            .any(|p| rel.starts_with(p))
+            || rel == "control/feature-balloon";
+        let prefix = format!("{path}/");
+        let leaf = !all.keys().any(|k| k.starts_with(&prefix));
+        if mine && leaf {
+            out.insert(rel.to_string(), normalize(rel, &info.value));
+        }
+    }
+    out
+}
+
+/// A node's value with [`STAMP`] and [`KIB`] in place of the values
+/// that change by themselves.
+pub fn normalize(path: &str, value: &str) -> String {
+    if path == "data/updated" && is_timestamp(value) {
+        STAMP.to_string()
+    } else if path == "data/meminfo_free" && value.parse::<u64>().is_ok() {
+        KIB.to_string()
+    } else {
+        value.to_string()
+    }
+}
+
+/// `Mon Jan  2 15:04:05 2006`.
+pub fn is_timestamp(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 24
+        && s[0..3].chars().all(|c| c.is_ascii_alphabetic())
+        && s[4..7].chars().all(|c| c.is_ascii_alphabetic())
+        && b[13] == b':'
+        && b[16] == b':'
+        && s[20..].chars().all(|c| c.is_ascii_digit())
+}
+
+/// The tree that the operations printed by a dry run make, normalized.
+pub fn apply_dry_run(out: &str) -> BTreeMap<String, String> {
+    let mut tree = BTreeMap::new();
+    for line in out.lines() {
+        if let Some(rest) = line.strip_prefix("write ") {
+            let (path, value) = rest.split_once(' ').expect("write PATH VALUE");
+            let value = value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .expect("quoted value")
+                .replace("\\\"", "\"")
+                .replace("\\\\", "\\");
+            tree.insert(path.to_string(), normalize(path, &value));
+        } else if let Some(path) = line.strip_prefix("rm ") {
+            let prefix = format!("{path}/");
+            tree.retain(|k: &String, _| k != path && !k.starts_with(&prefix));
+        } else {
+            panic!("unexpected dry-run line {line:?}");
+        }
+    }
+    tree
+}
+
+/// Build an expected tree from pairs.
+pub fn tree(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Run a command that must succeed.
+pub fn run(cmd: &str, args: &[&str]) {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Lines a child printed, and a way to wait for more.
+#[derive(Default)]
+struct Lines {
+    lines: Mutex<Vec<String>>,
+    more: Condvar,
+}
+
+/// A running agent; killed (SIGTERM, then SIGKILL) when dropped.
+pub struct Agent {
+    child: Child,
+    stdout: Arc<Lines>,
+    stderr: Arc<Lines>,
+}
+
+impl Agent {
+    /// Start `cmd` with its output captured.
+    pub fn spawn(mut cmd: Command) -> Agent {
+        cmd.env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("start the agent");
+        let stdout = Arc::new(Lines::default());
+        let stderr = Arc::new(Lines::default());
+        collect(child.stdout.take().unwrap(), stdout.clone());
+        collect(child.stderr.take().unwrap(), stderr.clone());
+        Agent {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What it printed on stdout so far.
+    pub fn stdout(&self) -> Vec<String> {
+        self.stdout.lines.lock().unwrap().clone()
+    }
+
+    /// What it logged on stderr so far.
+    pub fn stderr(&self) -> Vec<String> {
+        self.stderr.lines.lock().unwrap().clone()
+    }
+
+    /// Number of log lines containing `text`.
+    pub fn count(&self, text: &str) -> usize {
+        self.stderr().iter().filter(|l| l.contains(text)).count()
+    }
+
+    /// Wait until a log line contains `text`; panics with the log if not.
+    pub fn wait_log(&self, text: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let mut lines = self.stderr.lines.lock().unwrap();
+        while !lines.iter().any(|l| l.contains(text)) {
+            let now = Instant::now();
+            assert!(
+                now < deadline,
+                "no log line with {text:?} in:\n{}",
+                lines.join("\n")
+            );
+            lines = self
+                .stderr
+                .more
+                .wait_timeout(lines, deadline - now)
+                .unwrap()
+                .0;
+        }
+    }
+
+    /// Wait for the agent to exit by itself; its exit code.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                // Let the readers drain the pipes.
+                std::thread::sleep(Duration::from_millis(50));
+                return status.code();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the agent did not exit:\n{}",
+                self.stderr().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The agent's threads, by name (`/proc/<pid>/task/*/comm`).
+    pub fn threads(&self) -> Vec<String> {
+        let dir = format!("/proc/{}/task", self.pid());
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+                    .map(|s| s.trim().to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn collect(pipe: impl std::io::Read + Send + 'static, into: Arc<Lines>) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            into.lines.lock().unwrap().push(line);
+            into.more.notify_all();
+        }
+    });
+}
+
+/// A temporary directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    /// A fresh directory named after `name`.
+    pub fn new(name: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!("xga-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

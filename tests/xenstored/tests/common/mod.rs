@@ -1,0 +1,2 @@
+//! Code shared by the tests and examples/conformance.rs.
+pub mod probe;
