@@ -53,6 +53,10 @@ exec 9>"$XGA_VM_CACHE/.lock"
 flock -n 9 || { echo "tests/vm: waiting for another run using $XGA_VM_CACHE"; flock 9; }
 
 echo "tests/vm: cache $XGA_VM_CACHE"
+command -v jq >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq; }
+"$HERE/dom0/selftest.sh" > "$XGA_VM_CACHE/checks-selftest.log" 2>&1 ||
+  { cat "$XGA_VM_CACHE/checks-selftest.log"; echo "tests/vm: FAIL: the checks themselves are broken"; exit 1; }
+tail -n1 "$XGA_VM_CACHE/checks-selftest.log"
 nice "$HERE/lib/build.sh" || { echo "tests/vm: FAIL: cannot build the VM images"; exit 1; }
 
 if [ -n "${XGA_VM_AGENT:-}" ]; then AGENT=$XGA_VM_AGENT
