@@ -13,12 +13,10 @@ s=$(guest_exec "xga syscalls $idle" $((idle + 120))); echo "$s"; bench phase=str
 # watches the home and stamps each event, so the figure is an upper bound
 # (it includes starting ip(8) in the guest).
 n=10
-( xenstore-watch "$XS_HOME" & echo $! > /tmp/watch.pid; wait ) |
-  while IFS= read -r l; do echo "$EPOCHREALTIME ${l%% *}"; done > /tmp/watch.log &
-wait_until 10 grep -q . /tmp/watch.log
+watch_stamps "$XS_HOME" /tmp/watch.log
 guest_exec "xga latency $n 10.99.0" $((n * 4 + 60)) >/dev/null
 wait_until 10 grep -q "/xenvm/mark" /tmp/watch.log
-kill "$(cat /tmp/watch.pid)" 2>/dev/null
+watch_stop /tmp/watch.log
 lat=$(awk -v home="$XS_HOME" '
   function ms(a, b) { return (b - a) * 1000 }
   $2 == home "/xenvm/mark" { k++; t = $1; pending = 1; next }

@@ -1,6 +1,7 @@
 # rfc: the structured tree under data/ (XENSTORE_SCHEMA=rfc in the unit's
 # environment), then an IPv4 address added and removed.
 if agent_start; then
+  t=$(first_update_s) && bench start_to_updated_s=$t
   if check "the rfc tree is complete and right" wait_schema rfc 120; then
     bench start_to_complete_s=$(elapsed "$T_START")
   fi

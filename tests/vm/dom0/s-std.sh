@@ -2,6 +2,7 @@
 # kernel, memory and addresses, nothing else is written, and XAPI would
 # derive the right VM_guest_metrics from it.
 if agent_start; then
+  t=$(first_update_s) && bench start_to_updated_s=$t
   if check "the std tree is complete and right" wait_schema std 120; then
     bench start_to_complete_s=$(elapsed "$T_START")
   fi

@@ -80,10 +80,18 @@ agent_log() { grep -a -v -E 'XENVM-GUEST-EXEC|^  \| ' "$LOG" | grep -a -E "${1:-
 agent_start() {
   [ -n "${AGENT_PID:-}" ] && return 0
   PATHS_BEFORE=$(xenstore-ls -f "$XS_HOME" | sed -n 's/ = .*//p' | LC_ALL=C sort)
+  watch_stamps "$XS_HOME/data/updated" /tmp/updated.watch
   T_START=$(now)
   check "agent started in the guest" guest_exec "xga start" 60 || return 1
   AGENT_PID=$(guest_exec "xga pid")
   check "the agent is running after its start" test -n "$AGENT_PID"
+}
+# first_update_s: seconds from the agent's start to its first data/updated
+# write (an upper bound: T_START is taken before guest_exec asks the guest)
+first_update_s() {
+  wait_until 120 test "$(wc -l < /tmp/updated.watch)" -ge 2 || return 1
+  watch_stop /tmp/updated.watch
+  elapsed "$T_START" "$(sed -n '2s/ .*//p' /tmp/updated.watch)"
 }
 agent_alive() { [ -n "$AGENT_PID" ] && [ "$(guest_exec "xga pid")" = "$AGENT_PID" ]; }
 

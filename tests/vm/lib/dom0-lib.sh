@@ -76,6 +76,16 @@ guest_exec() {
   return "$(xenstore-read $XS_HOME/xenvm/rc)"
 }
 
+# watch_stamps PATH FILE: in the background, write "<epoch.us> <path>" to
+# FILE for every watch event on PATH (the first is the registration); stop
+# it with watch_stop FILE
+watch_stamps() {
+  ( xenstore-watch "$1" & echo $! > "$2.pid"; wait ) |
+    while IFS= read -r l; do echo "$EPOCHREALTIME ${l%% *}"; done > "$2" &
+  wait_until 10 test -s "$2"
+}
+watch_stop() { kill "$(cat "$1.pid")" 2>/dev/null; }
+
 xs_exists() { xenstore-exists "$1" 2>/dev/null; }
 xs_absent() { ! xenstore-exists "$1" 2>/dev/null; }
 xs_is() { [ "$(xenstore-read "$1" 2>/dev/null)" = "$2" ]; }
