@@ -8,6 +8,7 @@ idle=${XGA_IDLE:-60}
 s=$(guest_exec "xga sample"); bench phase=start $s
 s=$(guest_exec "xga idle $idle" $((idle + 120))); bench phase=idle $s
 s=$(guest_exec "xga syscalls $idle" $((idle + 120))); echo "$s"; bench phase=strace $(head -n1 <<<"$s")
+bench phase=strace-by-call $(sed -n 's/^by_call: //p' <<<"$s")
 
 # latency: the guest writes xenvm/mark, then runs `ip addr add|del`; dom0
 # watches the home and stamps each event, so the figure is an upper bound

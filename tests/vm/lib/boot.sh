@@ -55,9 +55,11 @@ say() { echo "xga-vm[$NAME]: $*" >&2; }
 
 # ------------------------------------------------------------ per-boot images
 W=$(mktemp -d "$RUNS/$NAME.XXXXXX")
-cleanup() {
-  local q; q=$(cat "$W/qemu.pid" 2>/dev/null) && kill "$q" 2>/dev/null
-  }
+cleanup() { # stop our QEMU if it still runs, drop the per-boot images
+  local q; q=$(cat "$W/qemu.pid" 2>/dev/null) &&
+    [[ "$(cat /proc/$q/comm 2>/dev/null)" == qemu-system* ]] && kill "$q"
+  if [ -n "${XGA_VM_KEEP:-}" ]; then say "images kept in $W"; else rm -rf "$W"; fi
+}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 G=$W/guest-root D=$W/dom0-root
@@ -167,6 +169,7 @@ boot_once() { # -> 0 result seen; 3 emulator failure (retry); 2 other failure
   say "no result (qemu exit $rc${why:+, $why})"
   return 2
 }
+rm -f "$RUNS/$NAME".failed-boot-*.log
 tries=$(( ${XGA_VM_RETRIES:-1} + 1 ))
 for ((i = 1; i <= tries; i++)); do
   boot_once; brc=$?

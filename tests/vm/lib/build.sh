@@ -62,7 +62,8 @@ fetch() { # fetch DEST PKG...: apt-get download PKG... and dpkg -x them into DES
   local tmp=$CACHE/dl.$$
   rm -rf "$tmp" "$dest.tmp"; mkdir -p "$tmp" "$dest.tmp"
   log "downloading $* (extract only)"
-  (cd "$tmp" && apt-get download -qq "$@") || { apt_update; (cd "$tmp" && apt-get download -qq "$@"); }
+  dl() { (cd "$tmp" && apt-get download -qq -o APT::Sandbox::User=root "$@"); }
+  dl "$@" || { apt_update; dl "$@"; }
   for d in "$tmp"/*.deb; do dpkg -x "$d" "$dest.tmp"; done
   rm -rf "$tmp" "$dest"; mv "$dest.tmp" "$dest"
 }
@@ -151,7 +152,7 @@ R=$CACHE/root-domU
 skel "$R"
 # bash and iproute2: Debian's busybox sh runs its own applets (e.g. a limited
 # `ip`) even when a real binary is first on PATH, so guest scripts use bash
-copy_elf "$R" /usr/bin/xenstore /usr/sbin/ip /usr/bin/bash /usr/bin/jq /usr/bin/strace
+copy_elf "$R" /usr/bin/xenstore /usr/sbin/ip /usr/bin/bash /usr/bin/strace
 for t in $XS_TOOLS; do ln -sf xenstore "$R/usr/bin/xenstore-$t"; done
 copy_mods "$R" xen-netfront xenfs xen-evtchn xen-gntdev xen-gntalloc xen-privcmd ipv6
 # the guest's OS is the host's Debian userland: tell the agent so
