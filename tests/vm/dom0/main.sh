@@ -6,5 +6,6 @@ xl list
 for SCEN in $XGA_SCENARIOS; do
   echo "XENVM-SCENARIO $SCEN"
   . "/xenvm/s-$SCEN.sh"
+  echo "XENVM-SCENARIO-END $SCEN"
 done
 checks_done
