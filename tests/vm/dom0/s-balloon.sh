@@ -4,7 +4,7 @@
 # XAPI does, XGA_VM_XS_PRECREATE), it reads 1.
 agent_start
 if [ "${XGA_BALLOON:-absent}" = 1 ]; then
-  check "control/feature-balloon = 1 (pre-created writable)" wait_xs_value "$XS_HOME/control/feature-balloon" 1 60
+  check "control/feature-balloon = 1 (pre-created writable)" wait_xs_value "$XS_HOME/control/feature-balloon" 1 120
   check "the std tree is complete and right" wait_schema std 120
 else
   check "control/feature-balloon absent (libxl: control/ is read-only)" xs_absent "$XS_HOME/control/feature-balloon"

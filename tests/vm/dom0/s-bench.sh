@@ -3,7 +3,8 @@
 # a second window (strace -c), and the latency from `ip addr add|del` in the
 # guest to the node changing in dom0.
 agent_start
-wait_schema std 120 >/dev/null
+# the rest needs a right tree to start from: stop here (one failure) if not
+check "the std tree is right before the scenario" wait_schema std 120 || return 0
 idle=${XGA_IDLE:-60}
 s=$(guest_exec "xga sample"); bench phase=start $s
 s=$(guest_exec "xga idle $idle" $((idle + 120))); bench phase=idle $s
@@ -16,7 +17,8 @@ bench phase=strace-by-call $(sed -n 's/^by_call: //p' <<<"$s")
 n=10
 watch_stamps "$XS_HOME" /tmp/watch.log
 guest_exec "xga latency $n 10.99.0" $((n * 4 + 60)) >/dev/null
-wait_until 10 grep -q "/xenvm/mark" /tmp/watch.log
+# every mark (2 per step, and "end") seen before stopping the watch
+wait_until 60 lines_at_least $((2 * n + 1)) /tmp/watch.log /xenvm/mark
 watch_stop /tmp/watch.log
 lat=$(awk -v home="$XS_HOME" '
   function ms(a, b) { return (b - a) * 1000 }

@@ -7,8 +7,8 @@ if agent_start; then
   fi
   xenstore-ls -p "$XS_HOME/data"
   guest_exec "ip addr add 10.10.0.5/24 dev eth0"
-  check "an added IPv4 address appears" wait_schema rfc 60
+  check "an added IPv4 address appears" wait_schema rfc 120
   guest_exec "ip addr del 10.10.0.5/24 dev eth0"
-  check "a removed IPv4 address disappears" wait_schema rfc 60
+  check "a removed IPv4 address disappears" wait_schema rfc 120
   check "the agent is still running" agent_alive
 fi

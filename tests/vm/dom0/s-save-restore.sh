@@ -1,7 +1,8 @@
 # save-restore: `xl save` then `xl restore`, the agent keeps running: the
 # restored domain (new domid, empty home) gets the whole tree again.
 agent_start
-wait_schema std 120 >/dev/null
+# the rest needs a right tree to start from: stop here (one failure) if not
+check "the std tree is right before the scenario" wait_schema std 120 || return 0
 facts   # the guest does not change while saved: these facts hold after restore
 seq=$(xenstore-read "$XS_HOME/xenvm/seq")
 old=$DOMID

@@ -89,10 +89,12 @@ agent_start() {
 # first_update_s: seconds from the agent's start to its first data/updated
 # write (an upper bound: T_START is taken before guest_exec asks the guest)
 first_update_s() {
-  wait_until 120 test "$(wc -l < /tmp/updated.watch)" -ge 2 || return 1
+  wait_until 120 lines_at_least 2 /tmp/updated.watch || return 1
   watch_stop /tmp/updated.watch
   elapsed "$T_START" "$(sed -n '2s/ .*//p' /tmp/updated.watch)"
 }
+# lines_at_least N FILE [REGEX]: FILE has N lines (matching REGEX)
+lines_at_least() { [ "$(grep -c -E -- "${3:-.}" "$2" 2>/dev/null)" -ge "$1" ]; }
 agent_alive() { [ -n "$AGENT_PID" ] && [ "$(guest_exec "xga pid")" = "$AGENT_PID" ]; }
 
 # slot_of FAMILY VALUE [VIF]: the slot holding VALUE under attr/vif/VIF/FAMILY

@@ -21,7 +21,7 @@
 #
 # Knobs (environment):
 #   XGA_VM_CACHE        cache dir (required; images built by build.sh)
-#   XGA_VM_TIMEOUT=1800 whole boot deadline, s
+#   XGA_VM_TIMEOUT=2400 whole boot deadline, s
 #   XGA_VM_BOOT_DEADLINE=300  s until dom0's toolstack must be up; past it the
 #                       boot counts as an emulator failure
 #   XGA_VM_RETRIES=1    re-boots after an emulator failure (logged)
@@ -123,7 +123,7 @@ QARGS=(-L /usr/share/seabios -L /usr/share/qemu -machine pc -vga none -cpu "$CPU
 
 # ------------------------------------------------------------------- boot
 LOGF=$RUNS/$NAME.log
-TIMEOUT=${XGA_VM_TIMEOUT:-1800}
+TIMEOUT=${XGA_VM_TIMEOUT:-2400}
 BOOT_DEADLINE=${XGA_VM_BOOT_DEADLINE:-300}
 marker() { grep -a -q -e "$1" "$LOGF" 2>/dev/null; }
 boot_once() { # -> 0 result seen; 3 emulator failure (retry); 2 other failure
