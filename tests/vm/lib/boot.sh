@@ -134,7 +134,8 @@ boot_once() { # -> 0 result seen; 3 emulator failure (retry); 2 other failure
   { "$QEMU" "${QARGS[@]}" -pidfile "$W/qemu.pid" </dev/null 2>&1; echo $? > "$W/qemu.rc"; } |
     while IFS= read -r line || [ -n "$line" ]; do
       d=$(( ${EPOCHREALTIME/./} - t0 ))
-      printf '[%4d.%02d] %s\n' $((d/1000000)) $((d%1000000/10000)) "${line%$'\r'}"
+      while [[ $line == *$'\r' ]]; do line=${line%$'\r'}; done   # serial lines end in \r\r\n
+      printf '[%4d.%02d] %s\n' $((d/1000000)) $((d%1000000/10000)) "$line"
     done | if [ -n "${XGA_VM_QUIET:-}" ]; then cat >> "$LOGF"; else tee -a "$LOGF"; fi &
   local pipe=$!
   # watchdog: deadlines on conditions, checked once a second
