@@ -166,13 +166,10 @@ fn sriov_vfs_are_published_by_mac_including_ones_announced_later() {
     let mut agent = t.agent(&[]);
     started(&agent);
     let mut want = with(&base, vif_nodes(0, &[(0, "10.0.0.2")], &[]));
-    want.extend(
-        tree(&[
-            ("xenserver/attr/net-sriov-vf/0/ipv4/0", "10.0.5.2"),
-            ("xenserver/attr/net-sriov-vf/0/ipv6/0", "2001:db8:5::2"),
-        ])
-        .into_iter(),
-    );
+    want.extend(tree(&[
+        ("xenserver/attr/net-sriov-vf/0/ipv4/0", "10.0.5.2"),
+        ("xenserver/attr/net-sriov-vf/0/ipv6/0", "2001:db8:5::2"),
+    ]));
     t.wait_tree(&want, WAIT);
 
     // dom0 announces the second VF now (upper case: MACs compare without

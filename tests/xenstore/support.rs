@@ -537,9 +537,14 @@ impl Agent {
 
     /// Wait until a log line contains `text`; panics with the log if not.
     pub fn wait_log(&self, text: &str, timeout: Duration) {
+        self.wait_logs(text, 1, timeout);
+    }
+
+    /// Wait until `n` log lines contain `text`; panics with the log if not.
+    pub fn wait_logs(&self, text: &str, n: usize, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         let mut lines = self.stderr.lines.lock().unwrap();
-        while !lines.iter().any(|l| l.contains(text)) {
+        while lines.iter().filter(|l| l.contains(text)).count() < n {
             let now = Instant::now();
             assert!(
                 now < deadline,
