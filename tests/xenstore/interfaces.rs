@@ -67,9 +67,8 @@ fn a_vif_in_a_bridge_is_published_with_the_bridges_addresses() {
         return;
     };
     t.add_vif(0);
+    t.add_bridge("br0", "02:00:00:00:0b:00");
     t.ip_batch(&strings(&[
-        "link add br0 address 02:00:00:00:0b:00 type bridge",
-        "link set br0 up",
         "addr add 10.0.0.2/24 dev br0",
         "addr add 10.0.0.3/24 dev br0",
         "addr add 2001:db8::2/64 dev br0 nodad",
@@ -82,7 +81,7 @@ fn a_vif_in_a_bridge_is_published_with_the_bridges_addresses() {
     t.wait_tree(&with(&base, vif_nodes(0, &[], &[])), WAIT);
 
     t.xs.reset_ops();
-    t.ip(&["link", "set", "eth0", "master", "br0"]);
+    t.set_master("eth0", Some("br0"));
     t.wait_tree(
         &with(
             &base,
@@ -127,7 +126,7 @@ fn a_vif_in_a_bridge_is_published_with_the_bridges_addresses() {
     // Out of the bridge: the addresses are no longer the VIF's, and no
     // empty ipv4/ipv6 directory stays.
     t.xs.reset_ops();
-    t.ip(&["link", "set", "eth0", "nomaster"]);
+    t.set_master("eth0", None);
     t.wait_tree(&with(&base, vif_nodes(0, &[], &[])), WAIT);
     let ops = touched(&t);
     assert_eq!(
@@ -221,9 +220,8 @@ fn rfc_tree_is_exact_for_a_vif_a_bridge_and_a_veth() {
         return;
     };
     t.add_vif(0);
+    t.add_bridge("br0", "02:00:00:00:0b:00");
     t.ip_batch(&strings(&[
-        "link add br0 address 02:00:00:00:0b:00 type bridge",
-        "link set br0 up",
         "link add ve0 address 02:00:00:00:0e:00 type veth peer name ve1 address 02:00:00:00:0e:01",
         "link set ve0 up",
         "addr add 10.0.0.2/24 dev eth0",

@@ -173,6 +173,31 @@ impl Scenario {
         self.ip(&["link", "set", &name, "up"]);
     }
 
+    /// Make bridge `name` with `mac`, up, without addresses; the fake
+    /// sysfs says it is a bridge too (the polling collector reads it
+    /// there, netlink tells the other).
+    pub fn add_bridge(&self, name: &str, mac: &str) {
+        std::fs::create_dir_all(self.sysfs.join("class/net").join(name).join("bridge")).unwrap();
+        self.ip(&["link", "add", name, "address", mac, "type", "bridge"]);
+        self.ip(&["link", "set", name, "up"]);
+    }
+
+    /// Enslave `port` to `master` (`None`: release it), in the kernel and
+    /// in the fake sysfs (`class/net/<port>/master`).
+    pub fn set_master(&self, port: &str, master: Option<&str>) {
+        let dir = self.sysfs.join("class/net").join(port);
+        let link = dir.join("master");
+        let _ = std::fs::remove_file(&link);
+        match master {
+            Some(m) => {
+                std::fs::create_dir_all(&dir).unwrap();
+                std::os::unix::fs::symlink(format!("../{m}"), &link).unwrap();
+                self.ip(&["link", "set", port, "master", m]);
+            }
+            None => self.ip(&["link", "set", port, "nomaster"]),
+        }
+    }
+
     /// Hot-unplug VIF `id`: its interface is deleted (the peer goes with
     /// it) and its sysfs entry removed.
     pub fn remove_vif(&self, id: u32) {
