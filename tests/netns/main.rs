@@ -5,9 +5,14 @@
 //! usually exactly what `ip -j addr` shows.
 //!
 //! Needs root (network namespaces); skips with a message otherwise.
+#![cfg(any(feature = "net_netlink", feature = "net_pnet"))]
 
+// Helpers shared by the tests of both collectors; some serve only one.
+#[allow(dead_code)]
 mod agent;
+#[allow(dead_code)]
 mod model;
+#[allow(dead_code)]
 mod netns;
 
 use std::time::Duration;
@@ -16,7 +21,6 @@ use agent::Agent;
 use netns::Netns;
 
 const WAIT: Duration = Duration::from_secs(20);
-const LONG: Duration = Duration::from_secs(180);
 
 /// A veth pair `v0`/`v1` with two IPv4 addresses (the second one is
 /// secondary) and an IPv6 one on `v0`, which is up (without carrier, so no
@@ -29,24 +33,6 @@ fn with_veth(ns: &Netns) {
     ns.ip(["link", "set", "v0", "up"]);
 }
 
-/// A temporary directory, removed on drop.
-struct TempDir(std::path::PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!("xga-netns-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 #[cfg(feature = "net_netlink")]
 mod netlink {
     use std::ffi::OsStr;
@@ -54,6 +40,26 @@ mod netlink {
     use std::os::unix::ffi::OsStrExt;
 
     use super::*;
+
+    const LONG: Duration = Duration::from_secs(180);
+
+    /// A temporary directory, removed on drop.
+    struct TempDir(std::path::PathBuf);
+
+    impl TempDir {
+        fn new(tag: &str) -> TempDir {
+            let p = std::env::temp_dir().join(format!("xga-netns-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&p);
+            std::fs::create_dir_all(&p).unwrap();
+            TempDir(p)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
 
     fn start(ns: &Netns, extra: &[&str]) -> Agent {
         let mut args = vec!["--network", "netlink"];

@@ -96,7 +96,8 @@ pub fn stream(config: &Config) -> EventStream {
 enum Trouble {
     /// The receive buffer overflowed: notifications were lost.
     Overflow,
-    /// A datagram could not be parsed, or a dump failed or stalled.
+    /// A datagram could not be parsed, or a dump failed or stalled (the
+    /// socket is reopened).
     LostSync(String),
     /// The socket failed (it is reopened).
     Socket(io::Error),
@@ -193,7 +194,6 @@ impl Collector {
                     Ok(Err(Trouble::Overflow)) => overflowed = true,
                     Ok(Err(t)) => return Err(t),
                     Err(_) => {
-                        self.socket = None;
                         return Err(Trouble::LostSync(format!(
                             "no reply to a netlink dump for {DUMP_STALL:?}"
                         )));
@@ -201,10 +201,9 @@ impl Collector {
                 }
             }
             if let Some(code) = dump.error {
-                self.socket = None;
                 return Err(Trouble::LostSync(format!(
                     "the kernel refused a netlink dump: {}",
-                    io::Error::from_raw_os_error(-code)
+                    io::Error::from_raw_os_error(code.wrapping_neg())
                 )));
             }
             if request == wire::RTM_GETLINK {
@@ -283,7 +282,7 @@ impl Collector {
     }
 
     /// Log `t` (once in a while), then get ready to resync: at once after
-    /// an overflow, after a growing delay when the socket failed.
+    /// an overflow, else with a new socket after a growing delay.
     async fn trouble(&mut self, t: Trouble) {
         self.note(&t);
         self.pending.clear();
@@ -294,7 +293,9 @@ impl Collector {
             return;
         }
         self.resync = true;
-        if let Trouble::Socket(_) = t {
+        // After an overflow the socket is sound; anything else may recur
+        // with it (a datagram we cannot read), so start afresh, not at once.
+        if !matches!(t, Trouble::Overflow) {
             self.socket = None;
         }
         if self.socket.is_none() {
