@@ -32,13 +32,15 @@ impl Log for Logger {
         }
         match self.sink {
             Sink::Stderr => {
-                let _ = writeln!(
-                    std::io::stderr().lock(),
-                    "[{} {}] {}",
+                // One write per line: stderr is unbuffered, and a line in
+                // pieces costs a syscall each and interleaves with others.
+                let line = format!(
+                    "[{} {}] {}\n",
                     record.level(),
                     record.target(),
                     record.args()
                 );
+                let _ = std::io::stderr().write_all(line.as_bytes());
             }
             Sink::Syslog => {
                 let priority = match record.level() {
