@@ -990,6 +990,9 @@ def main():
     ap.add_argument("--only", default="sizes,idle,startup,latency,scale,xenstore",
                     help="comma-separated parts to run")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench"), help="where results.{json,md} go")
+    ap.add_argument("--merge", action="store_true",
+                    help="replace only the parts run (--only) in the existing results.json, "
+                         "recording the rerun (e.g. after a disturbed measurement)")
     ap.add_argument("--command", default=" ".join(sys.argv))
     args = ap.parse_args()
     args.idle_minutes = 1 if args.quick else 10
@@ -1009,6 +1012,12 @@ def main():
     results = {"command": args.command, "quick": args.quick, "machine": machine(),
                "agent_bytes": os.path.getsize(AGENT)}
     parts = args.only.split(",")
+    if args.merge:
+        with open(os.path.join(args.out, "results.json")) as f:
+            earlier = json.load(f)
+        earlier.setdefault("reruns", []).append(
+            {"parts": parts, "command": args.command, "machine": results["machine"]})
+        results = earlier
     steps = [("sizes", measure_binary_sizes), ("startup", measure_startup),
              ("latency", measure_latency), ("scale", measure_scale),
              ("xenstore", measure_xenstore_ops), ("idle", measure_idle)]
@@ -1021,7 +1030,8 @@ def main():
                 import traceback
                 traceback.print_exc()
                 results[name] = {"error": f"{type(e).__name__}: {e}"}
-    results["loadavg_at_end"] = open("/proc/loadavg").read().split()[:3]
+    if not args.merge:
+        results["loadavg_at_end"] = open("/proc/loadavg").read().split()[:3]
     results["scale_runs"] = args.scale_runs
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "results.json"), "w") as f:
