@@ -333,6 +333,7 @@ class Agent:
         self.t_exec = int(os.read(r, 64))
         os.close(r)
         self.pid = self.p.pid
+        self.wrapped = bool(wrap)
         self.out = self.p.stdout.fileno()
         try:
             fcntl.fcntl(self.out, F_SETPIPE_SZ, MIB)
@@ -402,6 +403,16 @@ class Agent:
         return task_stats(self.pid)
 
     def stop(self):
+        if self.p.poll() is None and self.wrapped:
+            # Under strace: stop the agent itself (strace, stopped, would
+            # detach and leave it running), then strace ends with it.
+            try:
+                with open(f"/proc/{self.pid}/task/{self.pid}/children") as f:
+                    for child in f.read().split():
+                        os.kill(int(child), signal.SIGTERM)
+                self.p.wait(10)
+            except (OSError, ValueError, subprocess.TimeoutExpired):
+                pass
         if self.p.poll() is None:
             os.kill(self.pid, signal.SIGCONT)
             self.p.terminate()
