@@ -75,15 +75,14 @@ pub async fn run(
                     "no initial state from {} collector(s) after {INITIAL_GRACE:?}; publishing what is known",
                     waiting.len()
                 );
-                publish(&mut state, publisher)?;
-                continue;
+                None
             }
-            next = events.next() => next,
+            next = events.next() => match next {
+                Some(first) => Some(first),
+                None => break, // every collector ended: --oneshot
+            },
         };
-        let Some(first) = first else {
-            break; // every collector ended: --oneshot
-        };
-        let mut next = Some(first);
+        let mut next = first;
         let mut batch = 0;
         while let Some((source, event)) = next.take() {
             waiting.remove(&source);
@@ -101,7 +100,10 @@ pub async fn run(
             continue; // the first publication is complete or nothing
         }
         publish(&mut state, publisher)?;
-        if !ready && waiting.is_empty() {
+        if !ready {
+            // Ready once the first publication is really out, or, past the
+            // grace period, once what is known is: the agent works, and a
+            // service manager waiting forever would only restart it.
             publisher.flush().await?;
             ready = true;
             log::info!("first complete publication done");

@@ -503,11 +503,15 @@ impl State {
             }
         }
         // Interfaces that are gone leave the published model once all their
-        // addresses were reported removed.
-        let current = &self.current.interfaces;
-        self.published
-            .interfaces
-            .retain(|index, _| current.contains_key(index));
+        // addresses were reported removed. Every vanished interface has its
+        // `LinkRemoved` here: removing just those keeps a change set's cost
+        // independent of the number of interfaces (a scan of the whole map
+        // per change set was most of the CPU per event with 1,000 links).
+        for change in &removed {
+            if let Change::LinkRemoved(link) = change {
+                self.published.interfaces.remove(&link.index);
+            }
+        }
 
         changes.extend(added);
         // Removals of addresses before additions, so that a reader applying

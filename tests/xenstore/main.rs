@@ -9,6 +9,12 @@
 
 mod support;
 
+mod churn;
+mod faults;
+mod interfaces;
+mod restarts;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 
 use support::*;
@@ -312,4 +318,80 @@ fn threads_stay_within_budget() {
         1,
         "{threads:?}"
     );
+}
+
+/// The std nodes of VIF `id` (named `eth<id>`, MAC as `Scenario::add_vif`
+/// makes it) with its addresses in the given slots.
+fn vif_nodes(id: u32, v4: &[(usize, &str)], v6: &[(usize, &str)]) -> Vec<(String, String)> {
+    let dir = format!("attr/vif/{id}");
+    let mut nodes = vec![
+        (format!("{dir}/name"), format!("eth{id}")),
+        (format!("{dir}/mac/0"), format!("00:16:3e:00:00:{id:02x}")),
+    ];
+    for (family, addrs) in [("ipv4", v4), ("ipv6", v6)] {
+        for (slot, addr) in addrs {
+            nodes.push((format!("{dir}/{family}/{slot}"), addr.to_string()));
+        }
+    }
+    nodes
+}
+
+/// `base` with `nodes` added.
+fn with(base: &BTreeMap<String, String>, nodes: Vec<(String, String)>) -> BTreeMap<String, String> {
+    let mut tree = base.clone();
+    tree.extend(nodes);
+    tree
+}
+
+/// The guest's writes and removals that took effect (outside any
+/// transaction, or in one that committed), since the last `reset_ops`,
+/// with paths relative to the home.
+fn effective(t: &Scenario) -> Vec<OpRecord> {
+    let log = t.xs.ops();
+    let committed: BTreeSet<u32> = transactions(&log)
+        .iter()
+        .filter(|t| t.committed)
+        .map(|t| t.id)
+        .collect();
+    let home = format!("{}/", t.xs.home());
+    log.into_iter()
+        .filter(|o| o.origin.is_guest() && o.result.is_ok())
+        .filter(|o| matches!(o.kind, Some(MsgType::Write | MsgType::Rm)))
+        .filter(|o| o.tx == 0 || committed.contains(&o.tx))
+        .map(|mut o| {
+            o.path = o
+                .path
+                .map(|p| p.strip_prefix(&home).map_or(p.clone(), str::to_string));
+            o
+        })
+        .collect()
+}
+
+/// Effective writes (see [`effective`]) of a value the node already had:
+/// each fires dom0's watches for nothing.
+fn unchanged_writes(t: &Scenario) -> Vec<OpRecord> {
+    effective(t)
+        .into_iter()
+        .filter(|o| o.kind == Some(MsgType::Write) && !o.changed)
+        .collect()
+}
+
+/// (kind, relative path) of the effective operations, in order, but
+/// `data/updated`: it follows every change set, unless it already holds
+/// the current second (then writing it would be an unchanged write, which
+/// [`unchanged_writes`] catches).
+fn touched(t: &Scenario) -> Vec<(MsgType, String)> {
+    effective(t)
+        .into_iter()
+        .map(|o| (o.kind.unwrap(), o.path.unwrap_or_default()))
+        .filter(|(_, p)| p != "data/updated")
+        .collect()
+}
+
+/// Every committed transaction of the guest follows the contract's order.
+fn assert_committed_in_order(t: &Scenario) {
+    let home = t.xs.home();
+    for tx in transactions(&t.xs.ops()).iter().filter(|t| t.committed) {
+        assert_contract_order(&home, tx);
+    }
 }

@@ -35,7 +35,8 @@ pub const AGENT: &str = env!("CARGO_BIN_EXE_xen-guest-agent");
 /// Placeholder for `data/updated`'s value in expected trees.
 pub const STAMP: &str = "<timestamp>";
 
-/// Placeholder for `data/meminfo_free`'s value (it changes all the time).
+/// Placeholder for `data/meminfo_free`'s (rfc: `data/memory/available-kib`)
+/// value (it changes all the time).
 pub const KIB: &str = "<kib>";
 
 /// Whether tests needing root (network namespaces) can run; prints why not.
@@ -74,6 +75,25 @@ impl Scenario {
         let sysfs = std::env::temp_dir().join(format!("{id}-sysfs"));
         std::fs::create_dir_all(sysfs.join("class/net")).unwrap();
         run("ip", &["netns", "add", &id]);
+        // No IPv6 link-local addresses: they would appear (after DAD)
+        // whenever an interface gets a carrier, at a time no test controls.
+        // (Tests add IPv6 addresses `nodad`: no carrier, no DAD.)
+        run(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                &id,
+                "sysctl",
+                "-qw",
+                "net.ipv6.conf.all.addr_gen_mode=1",
+                "net.ipv6.conf.default.addr_gen_mode=1",
+                // As systemd sets it: removing a primary IPv4 promotes a
+                // secondary instead of removing them all.
+                "net.ipv4.conf.all.promote_secondaries=1",
+                "net.ipv4.conf.default.promote_secondaries=1",
+            ],
+        );
         let t = Scenario {
             xs: Server::builder().domid(5).start().expect("test xenstored"),
             netns: id,
@@ -90,8 +110,45 @@ impl Scenario {
         run("ip", &all);
     }
 
-    /// Make `eth<id>` (a veth in the namespace), seen by the agent as VIF
-    /// `id`; it is up, without addresses.
+    /// Run `ip` in the namespace once for many commands (`ip -batch`): one
+    /// process instead of one per command, and the changes reach the agent
+    /// as fast as the kernel makes them.
+    pub fn ip_batch(&self, commands: &[String]) {
+        use std::io::Write;
+        let mut child = Command::new("ip")
+            .args(["-n", &self.netns, "-batch", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("ip -batch");
+        let mut stdin = child.stdin.take().unwrap();
+        for c in commands {
+            writeln!(stdin, "{c}").unwrap();
+        }
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "ip -batch {commands:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The interface index of `name` in the namespace.
+    pub fn ifindex(&self, name: &str) -> u32 {
+        let out = Command::new("ip")
+            .args(["-n", &self.netns, "-j", "link", "show", "dev", name])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{name}: {out:?}");
+        let links: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        links[0]["ifindex"].as_u64().unwrap() as u32
+    }
+
+    /// Make `eth<id>` (a veth in the namespace, its peer `peer<id>` down,
+    /// so no carrier), seen by the agent as VIF `id`; it is up, without
+    /// addresses. MACs: `00:16:3e:00:00:<id>`, peer `02:00:00:00:01:<id>`.
     pub fn add_vif(&self, id: u32) {
         let name = format!("eth{id}");
         let device = self.sysfs.join("class/net").join(&name).join("device");
@@ -110,8 +167,62 @@ impl Scenario {
             "peer",
             "name",
             &format!("peer{id}"),
+            "address",
+            &format!("02:00:00:00:01:{id:02x}"),
         ]);
         self.ip(&["link", "set", &name, "up"]);
+    }
+
+    /// Make bridge `name` with `mac`, up, without addresses; the fake
+    /// sysfs says it is a bridge too (the polling collector reads it
+    /// there, netlink tells the other).
+    pub fn add_bridge(&self, name: &str, mac: &str) {
+        std::fs::create_dir_all(self.sysfs.join("class/net").join(name).join("bridge")).unwrap();
+        self.ip(&["link", "add", name, "address", mac, "type", "bridge"]);
+        self.ip(&["link", "set", name, "up"]);
+    }
+
+    /// Enslave `port` to `master` (`None`: release it), in the kernel and
+    /// in the fake sysfs (`class/net/<port>/master`).
+    pub fn set_master(&self, port: &str, master: Option<&str>) {
+        let dir = self.sysfs.join("class/net").join(port);
+        let link = dir.join("master");
+        let _ = std::fs::remove_file(&link);
+        match master {
+            Some(m) => {
+                std::fs::create_dir_all(&dir).unwrap();
+                std::os::unix::fs::symlink(format!("../{m}"), &link).unwrap();
+                self.ip(&["link", "set", port, "master", m]);
+            }
+            None => self.ip(&["link", "set", port, "nomaster"]),
+        }
+    }
+
+    /// Hot-unplug VIF `id`: its interface is deleted (the peer goes with
+    /// it) and its sysfs entry removed.
+    pub fn remove_vif(&self, id: u32) {
+        self.ip(&["link", "del", &format!("eth{id}")]);
+        let _ = std::fs::remove_dir_all(self.sysfs.join("class/net").join(format!("eth{id}")));
+    }
+
+    /// The nodes a dry run writes besides the network (OS, kernel,
+    /// memory, PV addons, `data/updated`), for the schema in `args`,
+    /// without `control/feature-balloon` (libxl's `control/` is read-only
+    /// to the guest: the agent's write is refused). Tests add the network
+    /// nodes themselves, literally.
+    pub fn base(&self, args: &[&str]) -> BTreeMap<String, String> {
+        let mut all = vec!["--network", "none"];
+        all.extend_from_slice(args);
+        let mut tree = self.dry_run(&all);
+        tree.remove("control/feature-balloon");
+        assert_eq!(tree.get("data/updated").map(String::as_str), Some(STAMP));
+        assert!(
+            !tree
+                .keys()
+                .any(|k| k.starts_with("attr/vif") || k.starts_with("data/net")),
+            "{tree:#?}"
+        );
+        tree
     }
 
     /// Start the agent in the namespace, logging at debug level to stderr,
@@ -167,7 +278,22 @@ impl Scenario {
     /// trees otherwise.
     pub fn wait_tree(&self, expected: &BTreeMap<String, String>, timeout: Duration) {
         let got = self.wait_until(timeout, |t| t == expected);
-        assert_eq!(&got, expected, "the agent's xenstore tree");
+        if &got != expected {
+            let mut diff = String::new();
+            for (k, v) in expected {
+                match got.get(k) {
+                    None => diff += &format!("  missing {k} = {v:?}\n"),
+                    Some(g) if g != v => diff += &format!("  {k} = {g:?}, expected {v:?}\n"),
+                    _ => {}
+                }
+            }
+            for (k, v) in &got {
+                if !expected.contains_key(k) {
+                    diff += &format!("  extra {k} = {v:?}\n");
+                }
+            }
+            panic!("the agent's xenstore tree differs:\n{diff}whole tree: {got:#?}");
+        }
     }
 
     /// Wait until `cond` holds on [`Scenario::ours`]; returns the last tree.
@@ -235,7 +361,9 @@ pub fn ours(xs: &Server) -> BTreeMap<String, String> {
 pub fn normalize(path: &str, value: &str) -> String {
     if path == "data/updated" && is_timestamp(value) {
         STAMP.to_string()
-    } else if path == "data/meminfo_free" && value.parse::<u64>().is_ok() {
+    } else if (path == "data/meminfo_free" || path == "data/memory/available-kib")
+        && value.parse::<u64>().is_ok()
+    {
         KIB.to_string()
     } else {
         value.to_string()
@@ -274,6 +402,77 @@ pub fn apply_dry_run(out: &str) -> BTreeMap<String, String> {
         }
     }
     tree
+}
+
+/// One transaction of the guest, as the op log recorded it.
+#[derive(Debug)]
+pub struct Transaction {
+    /// Its id.
+    pub id: u32,
+    /// Its requests, in order (the end excluded).
+    pub ops: Vec<OpRecord>,
+    /// Whether it ended with a successful commit (`T`, OK).
+    pub committed: bool,
+}
+
+/// The guest's transactions in `log`, in order of their start.
+pub fn transactions(log: &[OpRecord]) -> Vec<Transaction> {
+    let mut all: Vec<Transaction> = Vec::new();
+    for op in log.iter().filter(|o| o.origin.is_guest()) {
+        if op.is_ok(MsgType::TransactionStart) {
+            let id = op.value.as_deref().unwrap().parse().unwrap();
+            all.push(Transaction {
+                id,
+                ops: Vec::new(),
+                committed: false,
+            });
+        } else if op.tx != 0 {
+            let Some(t) = all.iter_mut().rev().find(|t| t.id == op.tx) else {
+                continue;
+            };
+            if op.kind == Some(MsgType::TransactionEnd) {
+                t.committed = op.result.is_ok() && op.value.as_deref() == Some("T");
+            } else {
+                t.ops.push(op.clone());
+            }
+        }
+    }
+    all
+}
+
+/// The contract's order within a change set: `data/` first (rfc's
+/// `data/xen-guest-agent` before the rest), then `attr/` and
+/// `xenserver/attr/`, then `control/`, and `data/updated` last. Panics
+/// with the transaction when a committed one breaks it.
+pub fn assert_contract_order(home: &str, t: &Transaction) {
+    let rank = |p: &str| {
+        let rel = p.strip_prefix(home).unwrap_or(p).trim_start_matches('/');
+        match rel {
+            "data/updated" => 4,
+            r if r.starts_with("data/xen-guest-agent") => 0,
+            r if r.starts_with("data/") => 1,
+            r if r.starts_with("control/") => 3,
+            _ => 2,
+        }
+    };
+    let changes: Vec<(&str, u8)> = t
+        .ops
+        .iter()
+        .filter(|o| matches!(o.kind, Some(MsgType::Write | MsgType::Rm)))
+        .filter_map(|o| o.path.as_deref())
+        .map(|p| (p, rank(p)))
+        .collect();
+    assert!(
+        changes.windows(2).all(|w| w[0].1 <= w[1].1),
+        "transaction {} out of order: {changes:#?}",
+        t.id
+    );
+    // (data/updated is not written again within the second of the last
+    // stamp: a change set may end without it.)
+    assert!(
+        changes.iter().filter(|c| c.1 == 4).count() <= 1,
+        "{changes:#?}"
+    );
 }
 
 /// Build an expected tree from pairs.
@@ -330,6 +529,17 @@ impl Agent {
         }
     }
 
+    /// Panics (with its log) unless it is still running: the agent never
+    /// exits from a transient problem.
+    pub fn assert_running(&mut self) {
+        let status = self.child.try_wait().unwrap();
+        assert!(
+            status.is_none(),
+            "the agent exited ({status:?}):\n{}",
+            self.stderr().join("\n")
+        );
+    }
+
     /// Its process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -352,9 +562,14 @@ impl Agent {
 
     /// Wait until a log line contains `text`; panics with the log if not.
     pub fn wait_log(&self, text: &str, timeout: Duration) {
+        self.wait_logs(text, 1, timeout);
+    }
+
+    /// Wait until `n` log lines contain `text`; panics with the log if not.
+    pub fn wait_logs(&self, text: &str, n: usize, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         let mut lines = self.stderr.lines.lock().unwrap();
-        while !lines.iter().any(|l| l.contains(text)) {
+        while lines.iter().filter(|l| l.contains(text)).count() < n {
             let now = Instant::now();
             assert!(
                 now < deadline,
@@ -406,6 +621,17 @@ impl Agent {
 
 impl Drop for Agent {
     fn drop(&mut self) {
+        // For post-mortems: XGA_TEST_LOGS=dir keeps each agent's log.
+        if let Some(dir) = std::env::var_os("XGA_TEST_LOGS") {
+            let name = std::thread::current()
+                .name()
+                .unwrap_or("agent")
+                .replace("::", "-");
+            let _ = std::fs::write(
+                Path::new(&dir).join(format!("{name}-{}.log", self.pid())),
+                self.stderr().join("\n"),
+            );
+        }
         // SAFETY: signalling our own child.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let deadline = Instant::now() + Duration::from_secs(5);

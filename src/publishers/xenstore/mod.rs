@@ -209,6 +209,8 @@ async fn run(
     };
     // The first step connects at once.
     let mut retry = Some(Instant::now());
+    // Whether newer models may go before the scheduled retry.
+    let mut models_first = false;
     let mut hold: Option<Instant> = None;
     let mut last_step = Instant::now();
     loop {
@@ -253,8 +255,9 @@ async fn run(
                 hold = Some(Instant::now() + HOLD_FIRST);
             }
             let due = retry.is_some_and(|r| r <= Instant::now());
-            let backing_off = retry.is_some() && !due;
-            // While a retry is scheduled, the model waits for it.
+            let backing_off = retry.is_some() && !due && !models_first;
+            // While a retry is scheduled (after a conflict or a lost
+            // connection), the model waits for it.
             if p.started && !backing_off {
                 wake.guest = p.guest.take();
             }
@@ -289,6 +292,7 @@ async fn run(
         }
         last_step = Instant::now();
         retry = out.retry_in.map(|d| Instant::now() + d);
+        models_first = out.models_first;
         done.send_replace(generation);
     }
 }

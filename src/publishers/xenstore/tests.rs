@@ -56,6 +56,11 @@ fn stamp() -> String {
     "T".into()
 }
 
+/// A later second than [`stamp`].
+fn stamp2() -> String {
+    "T2".into()
+}
+
 fn guest(name: &str, free: u64, addrs: &[&str]) -> Guest {
     let link = Link {
         index: 2,
@@ -157,10 +162,11 @@ fn only_changes_are_written_and_nothing_when_nothing_changed() {
     let (mut w, h) = worker();
     publish(&mut w, guest("Debian", 500, &["10.0.0.1"]));
     h.state().take_log();
+    w.set_clock(stamp2);
     publish(&mut w, guest("Debian", 400, &["10.0.0.1"]));
     assert_eq!(
         h.state().take_log(),
-        ["write data/meminfo_free 400", "write data/updated T"]
+        ["write data/meminfo_free 400", "write data/updated T2"]
     );
     publish(&mut w, guest("Debian", 400, &["10.0.0.1"]));
     assert!(
@@ -300,6 +306,38 @@ fn a_node_over_quota_is_skipped_and_tried_again_on_the_next_change() {
 }
 
 #[test]
+fn a_node_over_quota_is_tried_again_later_without_a_change() {
+    let (mut w, h) = worker();
+    h.state().over_quota.push("attr/vif/0/ipv4/1".into());
+    let out = publish(&mut w, guest("Debian", 500, &["10.0.0.1", "10.0.0.2"]));
+    let first = out.retry_in.expect("tried again later");
+    assert!(out.models_first, "newer models need not wait");
+    let out = idle(&mut w);
+    assert!(out.retry_in.expect("still later") > first, "backoff grows");
+    assert_eq!(h.state().tree.read("attr/vif/0/ipv4/1"), None);
+    h.state().over_quota.clear();
+    let out = idle(&mut w);
+    assert!(out.retry_in.is_none());
+    assert_eq!(h.state().tree.read("attr/vif/0/ipv4/1"), Some("10.0.0.2"));
+}
+
+#[test]
+fn data_updated_is_not_rewritten_within_the_same_second() {
+    let (mut w, h) = worker();
+    publish(&mut w, guest("Debian", 500, &["10.0.0.1"]));
+    h.state().take_log();
+    // Same clock: the stamp already says so.
+    publish(&mut w, guest("Debian", 400, &["10.0.0.1"]));
+    assert_eq!(h.state().take_log(), ["write data/meminfo_free 400"]);
+    w.set_clock(stamp2);
+    publish(&mut w, guest("Debian", 300, &["10.0.0.1"]));
+    assert_eq!(
+        h.state().take_log(),
+        ["write data/meminfo_free 300", "write data/updated T2"]
+    );
+}
+
+#[test]
 fn conflicts_retry_the_whole_transaction() {
     let (mut w, h) = worker();
     h.state().eagain_commits = 3;
@@ -435,12 +473,13 @@ fn sriov_announcements_reach_the_schema() {
             .push_back(("xenserver/device/net-sriov-vf/3/mac".into(), "sriov".into()));
         s.take_log();
     }
+    w.set_clock(stamp2);
     idle(&mut w);
     assert_eq!(
         h.state().take_log(),
         [
             "write xenserver/attr/net-sriov-vf/3/mac 00:16:3e:aa:bb:cc",
-            "write data/updated T"
+            "write data/updated T2"
         ]
     );
 }

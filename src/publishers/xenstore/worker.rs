@@ -66,6 +66,11 @@ pub struct Outcome {
     /// The connection changed: watch this descriptor for watch events from
     /// now on (`Some(None)`: there is none).
     pub event_fd: Option<Option<OwnedFd>>,
+    /// The retry only tries again nodes xenstore refused (a full quota):
+    /// newer models need not wait for it. (After a conflict or a lost
+    /// connection they do: trying at every new model would hammer
+    /// xenstore.)
+    pub models_first: bool,
 }
 
 /// Exponential backoff between `min` and `max`.
@@ -132,6 +137,9 @@ pub struct Worker {
     down_logged: bool,
     /// Whether the last transaction gave up after conflicts was logged.
     conflict_logged: bool,
+    /// Nodes were refused (quota, size) at the last commit: they are
+    /// tried again later, until they fit.
+    refused: bool,
     reconnect: Backoff,
     later: Backoff,
     /// First pause between two tries of a conflicting transaction.
@@ -164,6 +172,7 @@ impl Worker {
             noted: BTreeSet::new(),
             down_logged: false,
             conflict_logged: false,
+            refused: false,
             reconnect: Backoff::new(Duration::from_millis(250), Duration::from_secs(30)),
             later: Backoff::new(Duration::from_secs(1), Duration::from_secs(60)),
             pause: Duration::from_millis(5),
@@ -247,8 +256,15 @@ impl Worker {
                 std::thread::sleep(self.pause * (1 << attempt));
             }
             if self.try_publish(full)? {
-                self.later.reset();
                 self.conflict_logged = false;
+                if self.refused {
+                    // Nothing else says when the quota frees up: try the
+                    // refused nodes again, less and less often.
+                    self.dirty = true;
+                    out.models_first = true;
+                    return Ok(Some(self.later.next()));
+                }
+                self.later.reset();
                 return Ok(None);
             }
         }
@@ -498,8 +514,10 @@ impl Worker {
                 },
             }
         }
-        if base.sent > 0 || (full && base.updated.is_none()) {
-            let stamp = (self.clock)();
+        let stamp = (base.sent > 0 || (full && base.updated.is_none())).then(|| (self.clock)());
+        // Within the second of the last stamp it already says so: writing
+        // the same value again would fire dom0's watches for nothing.
+        if let Some(stamp) = stamp.filter(|s| base.updated.as_ref() != Some(s)) {
             match self.backend.write(t, UPDATED, &stamp) {
                 Ok(()) => {
                     base.updated = Some(stamp);
@@ -540,6 +558,7 @@ impl Worker {
 
     /// A transaction committed: its result is now what xenstore holds.
     fn committed(&mut self, mut done: Attempt, full: bool) {
+        self.refused = done.failed.iter().any(|(_, f, _)| *f != Failure::Denied);
         for (path, failure, removal) in std::mem::take(&mut done.failed) {
             if failure == Failure::Denied {
                 if path == "control/feature-balloon" {

@@ -51,6 +51,11 @@ const RECEIVE_BUFFER: libc::c_int = 1 << 20;
 /// Size of one read: the kernel never sends a datagram above 32 KiB.
 const DATAGRAM: usize = 64 << 10;
 
+/// Most datagrams discarded before a dump: more than a receive buffer
+/// holds; a bound for a storm that never lets the queue empty (then no
+/// notification was lost, as the socket was not congested).
+const DRAIN_MAX: usize = 1 << 16;
+
 /// A dump that makes no progress for this long is abandoned (the socket is
 /// reopened).
 const DUMP_STALL: Duration = Duration::from_secs(10);
@@ -91,7 +96,8 @@ pub fn stream(config: &Config) -> EventStream {
 enum Trouble {
     /// The receive buffer overflowed: notifications were lost.
     Overflow,
-    /// A datagram could not be parsed, or a dump failed or stalled.
+    /// A datagram could not be parsed, or a dump failed or stalled (the
+    /// socket is reopened).
     LostSync(String),
     /// The socket failed (it is reopened).
     Socket(io::Error),
@@ -170,6 +176,7 @@ impl Collector {
     async fn dump(&mut self) -> Result<Vec<Interface>, Trouble> {
         // Whatever was not delivered yet is older than the dump.
         self.pending.clear();
+        self.drain()?;
         let mut dump = Dump::default();
         let mut overflowed = false;
         for request in [wire::RTM_GETLINK, wire::RTM_GETADDR] {
@@ -187,7 +194,6 @@ impl Collector {
                     Ok(Err(Trouble::Overflow)) => overflowed = true,
                     Ok(Err(t)) => return Err(t),
                     Err(_) => {
-                        self.socket = None;
                         return Err(Trouble::LostSync(format!(
                             "no reply to a netlink dump for {DUMP_STALL:?}"
                         )));
@@ -195,10 +201,9 @@ impl Collector {
                 }
             }
             if let Some(code) = dump.error {
-                self.socket = None;
                 return Err(Trouble::LostSync(format!(
                     "the kernel refused a netlink dump: {}",
-                    io::Error::from_raw_os_error(-code)
+                    io::Error::from_raw_os_error(code.wrapping_neg())
                 )));
             }
             if request == wire::RTM_GETLINK {
@@ -219,12 +224,48 @@ impl Collector {
             self.pending.clear();
             self.socket = None;
         } else if overflowed {
+            // The snapshot is sound, the notifications that follow it are
+            // not: another round.
+            self.pending.clear();
             self.note(&Trouble::Overflow);
         } else {
             self.retry = RETRY_MIN;
         }
         self.resync = overflowed;
         Ok(dump.interfaces.into_values().collect())
+    }
+
+    /// Discard what the socket holds, so that every notification after
+    /// this point is delivered or reported lost.
+    ///
+    /// This is what makes a resync converge. After an overflow the kernel
+    /// marks the socket congested and *silently* drops notifications until
+    /// its queue is empty; the `ENOBUFS` is reported before the queued
+    /// notifications are read, which are older than the loss. Applied after
+    /// a fresh dump they would undo it, and the newer notifications that
+    /// would have corrected them were dropped. Once the queue is empty the
+    /// socket is no longer congested, and the next loss is reported again.
+    /// Reading stops at the first empty read: no more than the receive
+    /// buffer held (nothing is queued while congested) and, in the normal
+    /// case, a few datagrams.
+    fn drain(&mut self) -> Result<(), Trouble> {
+        let socket = self.socket.as_ref().ok_or_else(closed)?;
+        for _ in 0..DRAIN_MAX {
+            self.buf.clear();
+            self.buf.reserve(DATAGRAM);
+            match socket
+                .io
+                .socket_ref()
+                .recv(&mut self.buf, libc::MSG_DONTWAIT)
+            {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {}
+                Err(e) => return Err(Trouble::Socket(e)),
+            }
+        }
+        Ok(())
     }
 
     /// Read one datagram; its notifications go to `pending`, its dump
@@ -241,9 +282,10 @@ impl Collector {
     }
 
     /// Log `t` (once in a while), then get ready to resync: at once after
-    /// an overflow, after a growing delay when the socket failed.
+    /// an overflow, else with a new socket after a growing delay.
     async fn trouble(&mut self, t: Trouble) {
         self.note(&t);
+        self.pending.clear();
         if self.oneshot {
             log::error!("no network facts collected (--oneshot does not retry)");
             self.finished = true;
@@ -251,7 +293,9 @@ impl Collector {
             return;
         }
         self.resync = true;
-        if let Trouble::Socket(_) = t {
+        // After an overflow the socket is sound; anything else may recur
+        // with it (a datagram we cannot read), so start afresh, not at once.
+        if !matches!(t, Trouble::Overflow) {
             self.socket = None;
         }
         if self.socket.is_none() {

@@ -1,0 +1,289 @@
+"""Renders bench/results.md from the raw results (bench/results.json).
+
+Each target gets a verdict: met, or missed by how much. The reasons for the
+misses, found by profiling, are in bench/ANALYSIS.md (written by hand: they
+are findings, not measurements).
+"""
+
+import json
+import sys
+
+MIB = 1024
+
+
+def g(d, *path, default=None):
+    for p in path:
+        if not isinstance(d, dict) or p not in d:
+            return default
+        d = d[p]
+    return d
+
+
+def verdict(value, limit, unit, lower_is_better=True, fmt="{:.3g}"):
+    if value is None:
+        return "not measured", ""
+    ok = value <= limit if lower_is_better else value >= limit
+    shown = fmt.format(value) + f" {unit}".rstrip()
+    if ok:
+        return "**met**", shown
+    if limit:
+        over = f"missed by {fmt.format(value - limit)} {unit} ({(value / limit - 1) * 100:.0f}% over)"
+    else:
+        over = f"missed ({shown})"
+    return f"**{over}**", shown
+
+
+def render(r):
+    m = r["machine"]
+    out = []
+    w = out.append
+    w("# xen-guest-agent benchmark results\n")
+    if r.get("quick"):
+        w("> **QUICK RUN** (`--quick`: 1 idle minute, fewer start-up runs): figures for "
+          "development, not the committed full run.\n")
+    w(f"- command: `{r['command']}`")
+    w(f"- date: {m['date']}")
+    w(f"- commit: `{m['commit']}` (branch `{m['branch']}`{', with uncommitted changes' if m['dirty'] else ''})")
+    w(f"- machine: {m['nproc']} CPUs ({m['cpu']}), kernel {m['kernel']}, "
+      f"load average at start {' '.join(m['loadavg_at_start'])}"
+      + (f", at end {' '.join(r['loadavg_at_end'])}" if r.get("loadavg_at_end") else ""))
+    w("- agent: release build (`cargo build --release`), "
+      f"{r['agent_bytes']} bytes; each agent runs in a network namespace of its own "
+      "(veth pairs, bridges), with a sysfs mounted for that namespace")
+    for rr in r.get("reruns", []):
+        w(f"- parts **{', '.join(rr['parts'])}** measured again by `{rr['command']}` on "
+          f"{rr['machine']['date']} (commit `{rr['machine']['commit']}`, load average "
+          f"{' '.join(rr['machine']['loadavg_at_start'])}): the first run of these parts was "
+          f"disturbed by other work on the machine")
+    w("- raw figures: `bench/results.json`; how each is taken: `bench/README.md`; "
+      "why the misses: `bench/ANALYSIS.md`\n")
+    w("This machine is shared by several engineers building at the same time on 2 cores: "
+      "timings (start-up, latency, converge) vary with their load; CPU times and counts "
+      "much less.\n")
+
+    # Targets
+    w("## Targets\n")
+    w("| target | measured | verdict |")
+    w("|---|---|---|")
+    rows = []
+    idle_s = g(r, "idle", "stdout/plain")
+    idle_x = g(r, "idle", "xenstore/plain")
+    if idle_s:
+        v, s = verdict(idle_s["VmRSS_kib"] / MIB, 2, "MiB")
+        rows.append(("idle RSS <= 2 MiB (stdout publisher)",
+                     f"{s} (anonymous {idle_s['RssAnon_kib']} KiB, file-backed {idle_s['RssFile_kib']} KiB), "
+                     f"peak {idle_s['VmHWM_kib'] / MIB:.3g} MiB", v))
+    if idle_x:
+        v, s = verdict(idle_x["VmRSS_kib"] / MIB, 2, "MiB")
+        rows.append(("idle RSS <= 2 MiB (xenstore publisher)",
+                     f"{s} (anonymous {idle_x['RssAnon_kib']} KiB, file-backed {idle_x['RssFile_kib']} KiB)", v))
+    for name, d, allowed in (("stdout", idle_s, 1), ("xenstore", idle_x, 2)):
+        if d:
+            v, s = verdict(d["threads_max_seen"], allowed, "")
+            rows.append((f"threads ({name}): one for the agent's work"
+                         + (" + at most one for blocking xenstore calls" if allowed == 2 else ""),
+                         f"{d['threads']} at the end ({', '.join(d['thread_names'])}), at most "
+                         f"{d['threads_max_seen']} seen; {d['threads_created_during_idle']} created while idle", v))
+    for name, d in (("stdout", idle_s), ("xenstore", idle_x)):
+        if d:
+            mins = r["idle"]["minutes"]
+            wake = d["ctxt_voluntary"] / mins
+            # The memory timer: one wakeup a minute (default --memory-interval 60).
+            v, s = verdict(wake, 1.0, "per minute", fmt="{:.2g}")
+            rows.append((f"idle wakeups ({name}): none but the memory timer (1/minute)",
+                         f"{s} voluntary context switches, "
+                         f"{d['ctxt_nonvoluntary'] / mins:.2g}/min involuntary, "
+                         f"{g(d, 'per_minute', 'syscalls', default='?')} syscalls/min", v))
+    st = g(r, "startup", "stdout")
+    if st and "median_ms" in st:
+        v, s = verdict(st["median_ms"], 3, "ms")
+        rows.append(("start-up <= 3 ms with 3 interfaces (stdout)",
+                     f"median {s} over {st['runs']} runs (min {st['min_ms']}, p90 {st['p90_ms']})", v))
+        v, s = verdict(st.get("processes_spawned"), 0, "")
+        rows.append(("no child process (stdout)", f"{st.get('processes_spawned')} processes, "
+                     f"{st.get('threads_spawned')} threads, {st.get('execve')} execve (its own)", v))
+    stx = g(r, "startup", "xenstore")
+    if stx and "median_ms" in stx:
+        v, s = verdict(stx["median_ms"], 3, "ms")
+        rows.append(("start-up <= 3 ms with 3 interfaces (xenstore, test xenstored)",
+                     f"median {s} over {stx['runs']} runs", v))
+        v, s = verdict(stx.get("processes_spawned"), 0, "")
+        rows.append(("no child process (xenstore)", f"{stx.get('processes_spawned')} processes, "
+                     f"{stx.get('threads_spawned')} threads", v))
+    sc = r.get("scale", {})
+    if "rss_after_start_kib" in sc:
+        v, s = verdict(sc["rss_after_start_kib"] / MIB, 8, "MiB")
+        rows.append(("1,000 interfaces: RSS <= 8 MiB", f"{s} after start-up "
+                     f"(peak {sc['hwm_after_start_kib'] / MIB:.3g} MiB)", v))
+        v, s = verdict(sc["startup_median_ms"], 50, "ms")
+        rows.append(("1,000 interfaces: start-up <= 50 ms", f"median {s} over {r.get('scale_runs', '')} runs "
+                     f"(min {sc['startup_min_ms']}, max {sc['startup_max_ms']})", v))
+    if "burst" in sc:
+        b = sc["burst"]
+        v, s = verdict(b["cpu_per_event_us"], 10, "µs")
+        rows.append(("<= 10 µs CPU per netlink event (burst of 10,000, one request per datagram)",
+                     f"{s} ({b['cpu_ms']} ms for {b['changes']})", v))
+        bp = sc.get("burst_packed")
+        if bp:
+            v, s = verdict(bp["cpu_per_event_us"], 10, "µs")
+            rows.append(("<= 10 µs CPU per netlink event (10,000, 64 requests per datagram)",
+                         f"{s} ({bp['cpu_ms']} ms for {bp['changes']})", v))
+    lat = r.get("latency", {})
+    for k in ("ipv4-add", "ipv6-add", "link-add", "link-remove", "ipv4-remove", "ipv6-remove"):
+        if k in lat:
+            v, s = verdict(lat[k]["p99_us"], 500, "µs", fmt="{:.0f}")
+            rows.append((f"p99 latency <= 500 µs, change → stdout line: {k}",
+                         f"p99 {s}, p50 {lat[k]['p50_us']:.0f} µs (after the kernel's ack: p99 "
+                         f"{lat[k]['ack_to_line_p99_us']:.0f} µs, p50 {lat[k]['ack_to_line_p50_us']:.0f} µs)", v))
+    for k in ("ipv4-add", "ipv6-add", "link-add", "link-remove"):
+        if k in lat:
+            v, s = verdict(lat[k]["ack_to_line_p99_us"], 500, "µs", fmt="{:.0f}")
+            rows.append((f"(agent's part) p99 <= 500 µs, kernel's ack → stdout line: {k}", f"p99 {s}", v))
+    if "overflow" in sc:
+        o = sc["overflow"]
+        ok = o["final_state_exact"] and o["converge_ms"] is not None
+        v, s = verdict(o["converge_ms"] / 1000 if ok else None, 1, "s")
+        rows.append(("after overflow, exact state within 1 s of resuming",
+                     f"{o['converge_ms']} ms; published state equals `ip -j addr`: {o['final_state_exact']}",
+                     v if ok else "**missed**"))
+        both = o["link_removals_published"] == o["link_removals_requested"]
+        rows.append(("link removals always published",
+                     f"{o['link_removals_published']} of {o['link_removals_requested']} removed links "
+                     f"reported after the overflow; {lat.get('changes_per_kind', '?')} of "
+                     f"{lat.get('changes_per_kind', '?')} one by one" if "link-remove" in lat else "",
+                     "**met**" if both else "**missed**"))
+    xo = r.get("xenstore", {})
+    if "requests" in xo:
+        u = xo["requests"]["unchanged_writes"]
+        rows.append(("xenstore: writes of changed nodes only (0 unchanged writes)",
+                     f"{u} unchanged writes in {xo['changes']} changes "
+                     f"({', '.join(sorted(set(xo['requests']['unchanged'])))})" if u else
+                     f"0 in {xo['changes']} changes", "**met**" if u == 0 else f"**missed: {u} unchanged writes**"))
+    sz = r.get("sizes", {})
+    if "default" in sz and "bytes" in sz["default"]:
+        v, s = verdict(sz["default"]["bytes"] / MIB / 1024, 2, "MiB")
+        rows.append(("stripped binary <= 2 MiB (default features)", s, v))
+    for name, value, v in rows:
+        w(f"| {name} | {value} | {v} |")
+    w("")
+
+    # Details
+    if "sizes" in r:
+        w("## Binary size (stripped, release)\n")
+        w("| features | bytes | MiB |")
+        w("|---|---|---|")
+        for k, d in sz.items():
+            if "bytes" in d:
+                w(f"| `{d['flags'] or '(default)'}` | {d['bytes']} | {d['bytes'] / MIB / 1024:.2f} |")
+            else:
+                w(f"| {k} | build failed: {d.get('error', '')[-200:]!r} | |")
+        w("")
+    if "idle" in r:
+        w(f"## Idle ({r['idle']['minutes']} minutes, 3 interfaces)\n")
+        w("Two instances per publisher ran at the same time: *plain* is observed through /proc and "
+          "`perf stat` (no ptrace), *strace* under `strace -c -f` for the syscall names. "
+          "Context switches are summed over every thread seen (threads that ended included).\n")
+        w("| instance | VmRSS KiB | VmHWM KiB | anon KiB | threads | CPU ms | voluntary cs | involuntary cs | syscalls | xenstore requests |")
+        w("|---|---|---|---|---|---|---|---|---|---|")
+        for k, d in r["idle"].items():
+            if isinstance(d, dict) and "VmRSS_kib" in d:
+                w(f"| {k} | {d['VmRSS_kib']} | {d['VmHWM_kib']} | {d['RssAnon_kib']} | {d['threads']} "
+                  f"(max {d['threads_max_seen']}) | {d['cpu_threads_ms']} | {d['ctxt_voluntary']} | "
+                  f"{d['ctxt_nonvoluntary']} | {d.get('syscalls', '?')} | "
+                  f"{g(d, 'xenstore_requests', 'total', default='-')} |")
+        for k, d in r["idle"].items():
+            if isinstance(d, dict) and d.get("strace"):
+                calls = ", ".join(f"{n} {c}" for n, c in sorted(d["strace"].items(), key=lambda x: -x[1])
+                                  if n != "total")
+                w(f"\n- syscalls of {k}: {calls}")
+            if isinstance(d, dict) and d.get("xenstore_requests", {}).get("kinds"):
+                w(f"- xenstore requests of {k}: {d['xenstore_requests']['kinds']}")
+        w("")
+    if "startup" in r:
+        w("## Start-up (3 interfaces: lo and a veth pair)\n")
+        w("From the exec (timestamped in the child just before it) to `READY=1` on `NOTIFY_SOCKET`, "
+          "which the agent sends after its first complete publication.\n")
+        w("| publisher | runs | median ms | min | p90 | max | RSS at ready KiB | threads at ready | processes spawned |")
+        w("|---|---|---|---|---|---|---|---|---|")
+        for k, d in r["startup"].items():
+            if "median_ms" in d:
+                w(f"| {k} | {d['runs']} | {d['median_ms']} | {d['min_ms']} | {d['p90_ms']} | {d['max_ms']} | "
+                  f"{d['rss_at_ready_kib']} | {d['threads_at_ready']} ({', '.join(d.get('thread_names', []))}) "
+                  f"| {d.get('processes_spawned')} |")
+        w("")
+    if lat and "error" not in lat:
+        w(f"## Latency (stdout publisher, {lat['changes_per_kind']} changes of each kind)\n")
+        w("*change → line*: from just before the rtnetlink request is sent (by this script's own "
+          "netlink socket) to the arrival of the agent's JSON line on its stdout pipe; it includes "
+          "the kernel's handling of the request. *ack → line*: from the kernel's acknowledgement of "
+          "the request; for a link removal the kernel sends its notification only at the end "
+          "of the removal (after an RCU grace period), so this is the agent's part.\n")
+        w("| change | p50 µs | p99 µs | max µs | ack → line p50 | ack → line p99 |")
+        w("|---|---|---|---|---|---|")
+        for k, d in lat.items():
+            if isinstance(d, dict) and "p50_us" in d:
+                w(f"| {k} | {d['p50_us']} | {d['p99_us']} | {d['max_us']} | {d['ack_to_line_p50_us']} | "
+                  f"{d['ack_to_line_p99_us']} |")
+        w("")
+    if sc and "error" not in sc:
+        w(f"## Scale ({sc.get('links')} links, {sc.get('addresses')} addresses: 500 veth pairs, "
+          "down, 1 IPv4 + 2 IPv6 each, and lo)\n")
+        w(f"- start-up: median {sc.get('startup_median_ms')} ms (min {sc.get('startup_min_ms')}, "
+          f"max {sc.get('startup_max_ms')}); RSS {sc.get('rss_after_start_kib')} KiB, peak "
+          f"{sc.get('hwm_after_start_kib')} KiB; first publication equals the kernel's state: "
+          f"{sc.get('initial_state_exact')}")
+        w(f"- the same start-up with `--sysfs` an empty directory (the per-interface sysfs lookups fail "
+          f"at once): median {sc.get('startup_without_sysfs_median_ms')} ms")
+        for key in ("burst", "burst_packed"):
+            b = sc.get(key)
+            if b:
+                w(f"- burst of {b['changes']} ({b['kind']}, {b['sent']}): sent in {b['send_ms']} ms, "
+                  f"all published after {b['converge_ms']} ms; agent CPU {b['cpu_ms']} ms = "
+                  f"**{b['cpu_per_event_us']} µs per event**; RSS {b['VmRSS_kib']} KiB, peak {b['VmHWM_kib']} KiB; "
+                  f"agent warnings {b['agent_warnings']}")
+        w(f"- state after both bursts equals `ip -j addr`: {sc.get('burst_state_exact')}")
+        o = sc.get("overflow")
+        if o:
+            w(f"- forced overflow: agent stopped (SIGSTOP) during {o['changes']} changes "
+              f"({o['address_additions']} address additions, {o['link_removals_requested'] // 2} veth pair "
+              f"deletions = {o['link_removals_requested']} links); after SIGCONT the published state "
+              f"equalled `ip -j addr` after **{o['converge_ms']} ms** and stayed so "
+              f"(exact: {o['final_state_exact']}, missing {o['missing_addresses']}, extra "
+              f"{o['extra_addresses']}); {o['link_removals_published']}/{o['link_removals_requested']} "
+              f"link removals published; CPU {o['cpu_ms']} ms; peak RSS {o['VmHWM_kib']} KiB")
+            for line in o.get("agent_log", []):
+                w(f"  - agent: `{line}`")
+        w("")
+    if xo and "error" not in xo:
+        w("## xenstore requests per change (test xenstored, std schema)\n")
+        w(f"A veth named eth0 with the MAC of VIF 0, made a VIF by a fake sysfs (`--sysfs`); "
+          f"{xo['changes_per_kind']} IPv4 and IPv6 additions and removals, one at a time, each "
+          f"waited for in xenstore. Counted at the server, guest requests only.\n")
+        w(f"- first publication: {xo['first_publication']['total']} requests {xo['first_publication']['kinds']}, "
+          f"unchanged writes {xo['first_publication']['unchanged_writes']}")
+        w(f"- {xo['changes']} changes: {xo['requests']['total']} requests = **{xo['requests_per_change']} per change** "
+          f"({', '.join(f'{k} {v}' for k, v in xo['per_change'].items())} per change); "
+          f"unchanged writes: **{xo['requests']['unchanged_writes']}**")
+        w("- change → node in xenstore: " + "; ".join(
+            f"{k} p50 {v['p50_us']} µs, p99 {v['p99_us']} µs" for k, v in xo["latency"].items()))
+        w("")
+    for k in ("sizes", "idle", "startup", "latency", "scale", "xenstore"):
+        if isinstance(r.get(k), dict) and "error" in r[k]:
+            w(f"- **{k} failed**: {r[k]['error']}")
+    w("## Real Xen guest (VM tier)\n")
+    w("Not measured here: the idle figures in a real Xen guest (RSS after 1 and 15 minutes, "
+      "threads, syscalls per minute, next to xe-guest-utilities' 1.5 MB / 2.8 MB, 8 threads, "
+      "616 syscalls a minute and the earlier Rust agent's 4.0 MB, 36 syscalls a minute) come "
+      "from the VM tier, `tests/vm/` (another engineer), run under the QEMU/Xen harness of "
+      "`/work/shared/xenvm/`. Their figures go here:\n")
+    w("| agent | RSS 1 min | RSS 15 min | threads | syscalls/min | source |")
+    w("|---|---|---|---|---|---|")
+    w("| xen-guest-agent (this) | | | | | tests/vm/ (pending) |")
+    w("| xe-guest-utilities | 1.5 MB | 2.8 MB | 8 | 616 | earlier measurement |")
+    w("| earlier Rust agent | 4.0 MB | | | 36 | earlier measurement |")
+    w("")
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    print(render(json.load(open(sys.argv[1]))))

@@ -1,0 +1,222 @@
+//! The real agent binary, run inside a test's network namespace with the
+//! stdout publisher in JSON; its lines rebuild a [`Model`].
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::model::Model;
+use super::netns::Netns;
+
+pub struct Agent {
+    child: Child,
+    lines: Receiver<String>,
+    stderr: Arc<Mutex<String>>,
+    /// What the agent's lines say so far.
+    pub model: Model,
+    /// How many lines were applied.
+    pub applied: usize,
+}
+
+impl Agent {
+    /// Start the agent in `ns` with the test arguments plus `extra`.
+    pub fn start(ns: &Netns, extra: &[&str]) -> Agent {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &ns.name])
+            .arg(env!("CARGO_BIN_EXE_xen-guest-agent"))
+            .args([
+                "--publisher",
+                "stdout",
+                "--format",
+                "json",
+                "-s",
+                "--memory-interval",
+                "3600",
+            ])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the agent");
+        let (tx, lines) = mpsc::channel();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let mut err = child.stderr.take().unwrap();
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        Agent {
+            child,
+            lines,
+            stderr,
+            model: Model::default(),
+            applied: 0,
+        }
+    }
+
+    /// The agent's process id (`ip netns exec` execs it).
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// What the agent logged so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Apply the agent's lines until `done(model)` holds; panics after
+    /// `timeout` with what was seen. `done` is evaluated after each burst
+    /// of lines and every 100 ms while none come.
+    pub fn wait_for(&mut self, what: &str, timeout: Duration, done: impl FnMut(&Model) -> bool) {
+        if !self.try_wait_for(what, timeout, done) {
+            panic!(
+                "timed out waiting for {what}; agent's model:\n{:#?}\nagent's log:\n{}",
+                self.model,
+                self.stderr()
+            );
+        }
+    }
+
+    /// [`Agent::wait_for`] that returns whether `done` came true in time.
+    pub fn try_wait_for(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        mut done: impl FnMut(&Model) -> bool,
+    ) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            while let Ok(line) = self.lines.try_recv() {
+                self.apply(&line);
+            }
+            if done(&self.model) {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            match self
+                .lines
+                .recv_timeout(left.min(Duration::from_millis(100)))
+            {
+                Ok(line) => self.apply(&line),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    std::thread::sleep(Duration::from_millis(100)); // let stderr drain
+                    panic!(
+                        "the agent exited while waiting for {what}; log:\n{}",
+                        self.stderr()
+                    );
+                }
+            }
+        }
+    }
+
+    fn apply(&mut self, line: &str) {
+        self.model.apply(line);
+        self.applied += 1;
+    }
+
+    /// Wait until the agent's model equals what `ip` shows in `ns`.
+    pub fn wait_converged(&mut self, ns: &Netns, what: &str, timeout: Duration) {
+        let mut last = Model::default();
+        let ok = self.try_wait_for(what, timeout, |m| {
+            last = ns.snapshot();
+            m.comparable() == last
+        });
+        if !ok {
+            panic!(
+                "{what}: the agent's model differs from ip:\n{}\nagent's log:\n{}",
+                diff(&self.model.comparable(), &last),
+                self.stderr()
+            );
+        }
+    }
+
+    /// CPU time the agent used so far (all its threads), from schedstat.
+    pub fn cpu_time(&self) -> Duration {
+        let mut ns = 0u64;
+        if let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", self.pid())) {
+            for t in tasks.flatten() {
+                if let Ok(s) = std::fs::read_to_string(t.path().join("schedstat")) {
+                    ns += s
+                        .split_whitespace()
+                        .next()
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .unwrap_or(0);
+                }
+            }
+        }
+        Duration::from_nanos(ns)
+    }
+
+    /// Send `signal` to the agent.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill with a pid we own.
+        assert_eq!(unsafe { libc::kill(self.pid(), signal) }, 0);
+    }
+}
+
+/// A readable difference between two models.
+pub fn diff(agent: &Model, ip: &Model) -> String {
+    let mut out = String::new();
+    for (k, a) in &agent.ifaces {
+        match ip.ifaces.get(k) {
+            None => out += &format!("only in agent: {k} {a:?}\n"),
+            Some(b) if a != b => {
+                let (mut a2, mut b2) = (a.clone(), b.clone());
+                a2.addrs.clear();
+                b2.addrs.clear();
+                if a2 != b2 {
+                    out += &format!("link {k}: agent {a2:?}\n        ip    {b2:?}\n");
+                }
+                for (addr, v) in &a.addrs {
+                    if b.addrs.get(addr) != Some(v) {
+                        out +=
+                            &format!("  {k} agent has {addr} {v:?}, ip {:?}\n", b.addrs.get(addr));
+                    }
+                }
+                for (addr, v) in &b.addrs {
+                    if !a.addrs.contains_key(addr) {
+                        out += &format!("  {k} ip has {addr} {v:?}, agent has not\n");
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    for (k, b) in &ip.ifaces {
+        if !agent.ifaces.contains_key(k) {
+            out += &format!("only in ip: {k} {b:?}\n");
+        }
+    }
+    out
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,243 @@
+//! Faults xenstored answers with: a denied node, conflicting commits, a
+//! full quota, slow replies. The agent keeps running and converges.
+
+use std::time::Duration;
+
+use super::*;
+
+#[test]
+fn eacces_on_one_ipv6_node_is_logged_once_and_the_rest_published() {
+    let Some(t) = Scenario::new("eacces_on_one_ipv6_node_is_logged_once_and_the_rest_published")
+    else {
+        return;
+    };
+    t.add_vif(0);
+    t.ip_batch(
+        &[
+            "addr add 10.0.0.2/24 dev eth0",
+            "addr add 2001:db8::2/64 dev eth0 nodad",
+            "addr add 2001:db8::3/64 dev eth0 nodad",
+        ]
+        .map(String::from),
+    );
+    t.xs.deny("attr/vif/0/ipv6/1");
+    let base = t.base(&[]);
+    let mut agent = t.agent(&[]);
+    started(&agent);
+    let mut want = with(
+        &base,
+        vif_nodes(0, &[(0, "10.0.0.2")], &[(0, "2001:db8::2")]),
+    );
+    t.wait_tree(&want, WAIT);
+
+    // More change sets, and a fresh domain (everything written again):
+    // the denied node is not tried again.
+    t.ip(&["addr", "add", "2001:db8::4/64", "dev", "eth0", "nodad"]);
+    want.insert("attr/vif/0/ipv6/2".into(), "2001:db8::4".into());
+    t.wait_tree(&want, WAIT);
+    t.xs.new_domain(6);
+    t.wait_tree(&want, resume_wait());
+    t.ip(&["addr", "add", "10.0.0.3/24", "dev", "eth0"]);
+    want.insert("attr/vif/0/ipv4/1".into(), "10.0.0.3".into());
+    t.wait_tree(&want, WAIT);
+
+    let denied = "attr/vif/0/ipv6/1: permission denied";
+    assert_eq!(agent.count(denied), 1, "{:#?}", agent.stderr());
+    let tries = t
+        .guest_ops(MsgType::Write)
+        .into_iter()
+        .filter(|o| {
+            o.path
+                .as_deref()
+                .is_some_and(|p| p.ends_with("attr/vif/0/ipv6/1"))
+        })
+        .count();
+    assert_eq!(tries, 1, "tried once, never again");
+    assert!(
+        !agent.stderr().iter().any(|l| l.starts_with("[ERROR")),
+        "{:#?}",
+        agent.stderr()
+    );
+    assert_eq!(unchanged_writes(&t), vec![]);
+    agent.assert_running();
+}
+
+#[test]
+fn eagain_storms_below_and_above_the_retry_bound_converge_whole() {
+    let Some(t) = Scenario::new("eagain_storms_below_and_above_the_retry_bound_converge_whole")
+    else {
+        return;
+    };
+    t.add_vif(0);
+    t.ip(&["addr", "add", "10.0.0.2/24", "dev", "eth0"]);
+    let base = t.base(&[]);
+    let mut agent = t.agent(&[]);
+    started(&agent);
+    t.wait_tree(&with(&base, vif_nodes(0, &[(0, "10.0.0.2")], &[])), WAIT);
+    t.xs.reset_ops();
+
+    // Below the bound (8 tries): retried at once.
+    t.xs.fail_next_commits(5);
+    t.ip_batch(
+        &[
+            "addr add 10.0.0.3/24 dev eth0",
+            "addr add 2001:db8::2/64 dev eth0 nodad",
+        ]
+        .map(String::from),
+    );
+    t.wait_tree(
+        &with(
+            &base,
+            vif_nodes(
+                0,
+                &[(0, "10.0.0.2"), (1, "10.0.0.3")],
+                &[(0, "2001:db8::2")],
+            ),
+        ),
+        WAIT,
+    );
+    assert_eq!(t.xs.pending_commit_failures(), 0);
+    assert_eq!(agent.count("still conflicting"), 0);
+
+    // Above it (twice the bound and more): left for later, retried with
+    // backoff, while more changes arrive; logged once.
+    t.xs.fail_next_commits(19);
+    t.ip(&["addr", "add", "10.0.0.4/24", "dev", "eth0"]);
+    assert!(t.xs.wait_for(WAIT, |v| v
+        .ops()
+        .iter()
+        .filter(|o| o.kind == Some(MsgType::TransactionEnd))
+        .count()
+        >= 6 + 8));
+    t.ip_batch(
+        &[
+            "addr del 10.0.0.3/24 dev eth0",
+            "addr del 2001:db8::2/64 dev eth0",
+            "addr add 10.0.0.5/24 dev eth0",
+            "addr add 2001:db8::5/64 dev eth0 nodad",
+        ]
+        .map(String::from),
+    );
+    // 10.0.0.4 took slot 2 in the first (failed) attempts: the agent
+    // rendered it then, and it keeps its slot.
+    t.wait_tree(
+        &with(
+            &base,
+            vif_nodes(
+                0,
+                &[(0, "10.0.0.2"), (1, "10.0.0.5"), (2, "10.0.0.4")],
+                &[(0, "2001:db8::5")],
+            ),
+        ),
+        3 * WAIT,
+    );
+    assert_eq!(t.xs.pending_commit_failures(), 0);
+    assert_eq!(
+        agent.count("still conflicting after 8 tries"),
+        1,
+        "{:#?}",
+        agent.stderr()
+    );
+
+    // Never half a change set: the failed ones left nothing (the tree is
+    // exact), and each committed one is whole, in the contract's order.
+    let txs = transactions(&t.xs.ops());
+    assert_eq!(txs.iter().filter(|t| !t.committed).count(), 5 + 19);
+    assert_committed_in_order(&t);
+    assert_eq!(unchanged_writes(&t), vec![]);
+    agent.assert_running();
+}
+
+#[test]
+fn quota_exceeded_is_logged_and_healed_once_lifted() {
+    let Some(t) = Scenario::new("quota_exceeded_is_logged_and_healed_once_lifted") else {
+        return;
+    };
+    t.add_vif(0);
+    t.ip(&["addr", "add", "10.0.0.2/24", "dev", "eth0"]);
+    let base = t.base(&[]);
+    let mut agent = t.agent(&[]);
+    started(&agent);
+    let before = with(&base, vif_nodes(0, &[(0, "10.0.0.2")], &[]));
+    t.wait_tree(&before, WAIT);
+
+    t.xs.set_quota_exceeded(true);
+    t.ip_batch(
+        &[
+            "addr add 10.0.0.3/24 dev eth0",
+            "addr add 2001:db8::2/64 dev eth0 nodad",
+        ]
+        .map(String::from),
+    );
+    // Both changes were tried (and refused) while the quota was full.
+    agent.wait_log("attr/vif/0/ipv4/1: refused (quota or size limit?)", WAIT);
+    agent.wait_log("attr/vif/0/ipv6/0: refused (quota or size limit?)", WAIT);
+    // Nothing new could be created; what exists is kept.
+    assert_eq!(t.ours(), before);
+    t.xs.set_quota_exceeded(false);
+    let after = with(
+        &base,
+        vif_nodes(
+            0,
+            &[(0, "10.0.0.2"), (1, "10.0.0.3")],
+            &[(0, "2001:db8::2")],
+        ),
+    );
+    t.wait_tree(&after, resume_wait());
+    assert!(
+        !agent.stderr().iter().any(|l| l.starts_with("[ERROR")),
+        "{:#?}",
+        agent.stderr()
+    );
+    assert_eq!(unchanged_writes(&t), vec![]);
+    agent.assert_running();
+}
+
+#[test]
+fn slow_replies_delay_but_do_not_break_publication() {
+    let Some(t) = Scenario::new("slow_replies_delay_but_do_not_break_publication") else {
+        return;
+    };
+    t.add_vif(0);
+    t.ip(&["addr", "add", "10.0.0.2/24", "dev", "eth0"]);
+    let base = t.base(&[]);
+    let mut agent = t.agent(&[]);
+    started(&agent);
+    t.wait_tree(&with(&base, vif_nodes(0, &[(0, "10.0.0.2")], &[])), WAIT);
+
+    // Every request takes 200 ms: changes made meanwhile coalesce.
+    t.xs.set_reply_delay(Duration::from_millis(200));
+    for i in 3..7 {
+        t.ip(&["addr", "add", &format!("10.0.0.{i}/24"), "dev", "eth0"]);
+    }
+    let slow = with(
+        &base,
+        vif_nodes(
+            0,
+            &[
+                (0, "10.0.0.2"),
+                (1, "10.0.0.3"),
+                (2, "10.0.0.4"),
+                (3, "10.0.0.5"),
+                (4, "10.0.0.6"),
+            ],
+            &[],
+        ),
+    );
+    t.wait_tree(&slow, 3 * WAIT);
+    // Fast again.
+    t.xs.set_reply_delay(Duration::ZERO);
+    t.ip(&["addr", "del", "10.0.0.4/24", "dev", "eth0"]);
+    let mut fast = slow.clone();
+    fast.remove("attr/vif/0/ipv4/2");
+    t.wait_tree(&fast, WAIT);
+    assert_eq!(
+        agent.count("xenstore connection failed"),
+        0,
+        "{:#?}",
+        agent.stderr()
+    );
+    assert_eq!(unchanged_writes(&t), vec![]);
+    assert_committed_in_order(&t);
+    agent.assert_running();
+}
