@@ -17,6 +17,7 @@ t0=$(now)
 note "domid $old -> $new"
 check "the restored domain has a new domid" test "$new" != "$old"
 check "data/updated published again" wait_xs "$XS_HOME/data/updated" 120 && bench restore_to_updated_s=$(elapsed "$t0")
+# (an upper bound: it includes dom0 checking the tree, a second or two under TCG)
 if check "the whole std tree is published again" wait_schema std 120 fixed; then
   bench restore_to_complete_s=$(elapsed "$t0")
 fi

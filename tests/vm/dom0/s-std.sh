@@ -3,9 +3,7 @@
 # derive the right VM_guest_metrics from it.
 if agent_start; then
   t=$(first_update_s) && bench start_to_updated_s=$t
-  if check "the std tree is complete and right" wait_schema std 120; then
-    bench start_to_complete_s=$(elapsed "$T_START")
-  fi
+  check "the std tree is complete and right" wait_schema std 120
   show_tree
   view=$(xapi_view); echo "XAPI view: $view"
   primary=$(jq -r '.addr[] | select(.ifname == "eth0") | [.addr_info[] | select(.family == "inet")][0].local' <<<"$FACTS")
