@@ -22,6 +22,9 @@
 # Environment:
 #   XGA_VM_CACHE=<repo>/target/vm-cache  downloads, images, boot logs
 #   XGA_VM_AGENT=PATH   the agent binary to test (default: cargo build --release)
+#   XGA_VM_DEB=PATH     test the installed package instead: the binary, the
+#                       systemd unit and /etc/default file come from this .deb
+#                       (dpkg-deb -x), as the package installs them
 #   XGA_VM_BENCH_FILE=$XGA_VM_CACHE/bench.txt  where the XGA-BENCH lines go
 #   XGA_VM_IDLE=60      s of each benchmark window
 #   XGA_VM_QUIET=1      do not echo the consoles (logs stay in $XGA_VM_CACHE/runs)
@@ -60,7 +63,18 @@ command -v jq >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteracti
 tail -n1 "$XGA_VM_CACHE/checks-selftest.log"
 nice "$HERE/lib/build.sh" || { echo "tests/vm: FAIL: cannot build the VM images"; exit 1; }
 
-if [ -n "${XGA_VM_AGENT:-}" ]; then AGENT=$XGA_VM_AGENT
+W=$(mktemp -d "$XGA_VM_CACHE/work.XXXXXX")
+trap 'rm -rf "$W"' EXIT
+trap 'exit 130' INT TERM
+
+UNIT=$REPO/startup/xen-guest-agent.service
+if [ -n "${XGA_VM_DEB:-}" ]; then
+  # The package as installed: its binary, its unit, its defaults file.
+  dpkg-deb -x "$XGA_VM_DEB" "$W/deb" || { echo "tests/vm: FAIL: cannot unpack $XGA_VM_DEB"; exit 1; }
+  AGENT=$W/deb/usr/sbin/xen-guest-agent
+  UNIT=$(find "$W/deb" -name xen-guest-agent.service | head -n1)
+  echo "tests/vm: testing the package $XGA_VM_DEB (unit ${UNIT#$W/deb})"
+elif [ -n "${XGA_VM_AGENT:-}" ]; then AGENT=$XGA_VM_AGENT
 else
   echo "tests/vm: cargo build --release"
   (cd "$REPO" && nice cargo build --release --quiet) || { echo "tests/vm: FAIL: cargo build --release"; exit 1; }
@@ -70,17 +84,12 @@ fi
 VERSION=$("$AGENT" --version | awk '{print $NF}')
 
 # The agent runs as its systemd unit starts it: ExecStart's arguments and
-# Environment= of startup/xen-guest-agent.service when the unit exists.
-UNIT=$REPO/startup/xen-guest-agent.service
+# Environment= of the unit (the package's, or startup/'s) when it exists.
 ARGS= ENVS=
 if [ -f "$UNIT" ]; then
   ARGS=$(sed -n 's/^ExecStart=[^ ]*//p' "$UNIT" | head -n1)
   ENVS=$(sed -n 's/^Environment=//p' "$UNIT" | tr ' ' '\n' | tr -d '"')
 fi
-
-W=$(mktemp -d "$XGA_VM_CACHE/work.XXXXXX")
-trap 'rm -rf "$W"' EXIT
-trap 'exit 130' INT TERM
 
 # boot NAME SCENARIOS [VAR=VALUE...]: one boot running SCENARIOS; VAR=VALUE
 # are boot.sh knobs, or AGENT_ENV=... for the agent's environment
