@@ -55,8 +55,7 @@ fn static_libxenstore() {
     let mut builder = bindgen::Builder::default()
         .header(header.to_string_lossy())
         .allowlist_function(
-            "xs_(open|close|read|write|rm|directory|transaction_start|transaction_end\
-             |watch|unwatch|fileno|check_watch)",
+            "xs_(open|close|read|write|rm|directory|transaction_start|transaction_end)",
         )
         .allowlist_type("xs_transaction_t")
         .opaque_type("xs_handle")

@@ -12,26 +12,23 @@ use xen_guest_agent::{agent, collectors, logging, service};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.stderr, cli.loglevel.into());
-    // One thread is all this workload needs: collectors wait on the kernel.
-    // The xenstore publisher's blocking calls go to tokio's blocking pool,
-    // one call at a time by design (the publisher serialises its steps),
-    // so one blocking thread is enough: the cap keeps a misbehaving
-    // xenstore from ever growing threads. That thread exits after the
-    // pool's idle keep-alive (10 s), so an idle agent has none. (libxenstore
-    // starts one reader thread of its own per connection once a watch is
-    // registered; it inherits the name, so `top -H` shows both as xenstore.)
+    // One thread is all this workload needs: collectors wait on the kernel,
+    // and so do the xenstore publisher's watches. Its blocking libxenstore
+    // calls have one thread of their own ("xenstore", started by the
+    // publisher, see publishers::xenstore). Nothing uses tokio's blocking
+    // pool: the cap only keeps an accidental use from growing threads.
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .max_blocking_threads(1)
-        .thread_name("xenstore")
         .build()
     {
         Ok(rt) => rt,
         Err(e) => return fatal(&format!("cannot start the runtime: {e}")),
     };
     let result = runtime.block_on(run(cli));
-    // A xenstore call that hangs must not keep the process from exiting
-    // (dropping the runtime would wait for it).
+    // Nothing may keep the process from exiting (dropping the runtime
+    // would wait for blocking tasks; a hung xenstore call on the
+    // publisher's own thread ends with the process anyway).
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -36,7 +36,7 @@ fn eacces_on_one_ipv6_node_is_logged_once_and_the_rest_published() {
     want.insert("attr/vif/0/ipv6/2".into(), "2001:db8::4".into());
     t.wait_tree(&want, WAIT);
     t.xs.new_domain(6);
-    t.wait_tree(&want, resume_wait());
+    t.wait_tree(&want, WAIT);
     t.ip(&["addr", "add", "10.0.0.3/24", "dev", "eth0"]);
     want.insert("attr/vif/0/ipv4/1".into(), "10.0.0.3".into());
     t.wait_tree(&want, WAIT);
@@ -183,7 +183,7 @@ fn quota_exceeded_is_logged_and_healed_once_lifted() {
             &[(0, "2001:db8::2")],
         ),
     );
-    t.wait_tree(&after, resume_wait());
+    t.wait_tree(&after, WAIT);
     assert!(
         !agent.stderr().iter().any(|l| l.starts_with("[ERROR")),
         "{:#?}",

@@ -179,7 +179,7 @@ fn sriov_vfs_are_published_by_mac_including_ones_announced_later() {
         ("xenserver/attr/net-sriov-vf/7/ipv4/0", "10.0.6.2"),
         ("xenserver/attr/net-sriov-vf/7/ipv4/1", "10.0.6.3"),
     ]));
-    t.wait_tree(&want, resume_wait());
+    t.wait_tree(&want, WAIT);
     let written: BTreeSet<String> = touched(&t).into_iter().map(|(_, p)| p).collect();
     let expected: BTreeSet<String> = [
         "xenserver/attr/net-sriov-vf/7/ipv4/0",
@@ -208,7 +208,7 @@ fn sriov_vfs_are_published_by_mac_including_ones_announced_later() {
     // dom0 withdraws it: its subtree goes, nothing is left empty.
     t.xs.rm("xenserver/device/net-sriov-vf/7").unwrap();
     want.retain(|k, _| !k.starts_with("xenserver/attr/net-sriov-vf/7/"));
-    t.wait_tree(&want, resume_wait());
+    t.wait_tree(&want, WAIT);
     assert_eq!(unchanged_writes(&t), vec![]);
     assert_committed_in_order(&t);
     agent.assert_running();

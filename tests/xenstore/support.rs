@@ -617,6 +617,25 @@ impl Agent {
         names.sort();
         names
     }
+
+    /// The agent's threads as (thread id, name), by id: a thread that
+    /// ended and one that started in its place differ by id.
+    pub fn tasks(&self) -> Vec<(u32, String)> {
+        let dir = format!("/proc/{}/task", self.pid());
+        let mut tasks: Vec<(u32, String)> = std::fs::read_dir(dir)
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|t| {
+                        let id = t.file_name().to_str()?.parse().ok()?;
+                        let name = std::fs::read_to_string(t.path().join("comm")).ok()?;
+                        Some((id, name.trim().to_string()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        tasks.sort();
+        tasks
+    }
 }
 
 impl Drop for Agent {

@@ -4,10 +4,10 @@
 //! Three implementations: the real one over libxenstore ([`super::libxs`]),
 //! the dry run that prints instead ([`super::dryrun`]), and an in-memory
 //! fake with fault injection for tests. All calls block; the publisher
-//! makes them off the event loop.
+//! makes them off the event loop. (Watches are not here: they have a
+//! connection of their own, on the event loop: [`super::watches`].)
 
 use std::io;
-use std::os::fd::OwnedFd;
 
 /// A transaction id; [`NO_TRANSACTION`] for single operations.
 pub type Tx = u32;
@@ -41,13 +41,6 @@ pub trait Backend: Send {
     /// Remove a node and its children; removing what does not exist
     /// succeeds.
     fn remove(&mut self, tx: Tx, path: &str) -> io::Result<()>;
-    /// Watch a node and its children: events carry `token`.
-    fn watch(&mut self, path: &str, token: &str) -> io::Result<()>;
-    /// The next pending watch event as (path, token), without blocking.
-    fn next_event(&mut self) -> io::Result<Option<(String, String)>>;
-    /// A descriptor that becomes readable when a watch event is pending
-    /// (a duplicate the caller owns), when the backend has watches.
-    fn event_fd(&mut self) -> Option<OwnedFd>;
 }
 
 /// What a failed operation means for the publisher.

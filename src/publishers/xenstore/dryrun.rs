@@ -6,7 +6,6 @@
 //! escaped as Rust strings (they are printable ASCII in practice).
 
 use std::io::{self, Write};
-use std::os::fd::OwnedFd;
 
 use super::backend::{Backend, Tx};
 use super::memtree::MemTree;
@@ -52,14 +51,5 @@ impl Backend for DryRun {
         self.print(format_args!("rm {path}"))?;
         self.tree.remove(path);
         Ok(())
-    }
-    fn watch(&mut self, _path: &str, _token: &str) -> io::Result<()> {
-        Ok(())
-    }
-    fn next_event(&mut self) -> io::Result<Option<(String, String)>> {
-        Ok(None)
-    }
-    fn event_fd(&mut self) -> Option<OwnedFd> {
-        None
     }
 }

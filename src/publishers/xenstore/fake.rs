@@ -2,9 +2,7 @@
 //! publisher's error handling: the test keeps a [`FakeHandle`] to inject
 //! faults and inspect the tree while the publisher owns the [`Fake`].
 
-use std::collections::VecDeque;
 use std::io;
-use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::backend::{Backend, Tx};
@@ -33,10 +31,6 @@ pub struct FakeState {
     pub commits: u32,
     /// Connections opened.
     pub connects: u32,
-    /// Registered watches (path, token).
-    pub watches: Vec<(String, String)>,
-    /// Pending watch events (path, token).
-    pub events: VecDeque<(String, String)>,
     /// Operations of the open transaction, applied at commit.
     pending: Vec<(String, Option<String>)>,
     pending_log: Vec<String>,
@@ -104,7 +98,6 @@ impl Backend for Fake {
         }
         s.connected = true;
         s.connects += 1;
-        s.watches.clear();
         Ok(())
     }
     fn disconnect(&mut self) {
@@ -179,18 +172,5 @@ impl Backend for Fake {
             return self.commit(0);
         }
         Ok(())
-    }
-    fn watch(&mut self, path: &str, token: &str) -> io::Result<()> {
-        let mut s = self.live()?;
-        s.watches.push((path.to_owned(), token.to_owned()));
-        // Like xenstored: every watch fires once when registered.
-        s.events.push_back((path.to_owned(), token.to_owned()));
-        Ok(())
-    }
-    fn next_event(&mut self) -> io::Result<Option<(String, String)>> {
-        Ok(self.live()?.events.pop_front())
-    }
-    fn event_fd(&mut self) -> Option<OwnedFd> {
-        None
     }
 }

@@ -40,6 +40,12 @@ pub type XsTransaction = u32;
 /// The functions of libxenstore the agent calls. Each returns its error in
 /// `errno`, as documented in `xenstore.h`; buffers they return are
 /// `malloc`ed and released with `libc::free`.
+///
+/// No watch functions (`xs_watch`, `xs_fileno`, `xs_check_watch`): a watch
+/// starts the shared library's reader thread, and the static library,
+/// built without threads, cannot take watch events between requests. The
+/// publisher's watches have a connection of their own
+/// ([`super::watches`]).
 pub struct Lib {
     pub xs_open: unsafe extern "C" fn(c_ulong) -> *mut XsHandle,
     pub xs_close: unsafe extern "C" fn(*mut XsHandle),
@@ -65,10 +71,6 @@ pub struct Lib {
     ) -> *mut *mut c_char,
     pub xs_transaction_start: unsafe extern "C" fn(*mut XsHandle) -> XsTransaction,
     pub xs_transaction_end: unsafe extern "C" fn(*mut XsHandle, XsTransaction, bool) -> bool,
-    pub xs_watch: unsafe extern "C" fn(*mut XsHandle, *const c_char, *const c_char) -> bool,
-    pub xs_unwatch: unsafe extern "C" fn(*mut XsHandle, *const c_char, *const c_char) -> bool,
-    pub xs_fileno: unsafe extern "C" fn(*mut XsHandle) -> i32,
-    pub xs_check_watch: unsafe extern "C" fn(*mut XsHandle) -> *mut *mut c_char,
     /// Keeps the loaded library mapped for as long as the pointers live.
     #[cfg(not(feature = "static"))]
     _library: libloading::Library,
@@ -80,14 +82,6 @@ pub struct Lib {
 pub const SONAMES: &[&str] = &["libxenstore.so.4", "libxenstore.so.3.0", "libxenstore.so.3"];
 
 impl Lib {
-    /// Whether watches can share the connection with requests, and their
-    /// events wake `xs_fileno`'s descriptor by themselves. That takes
-    /// libxenstore's reader thread, which only the shared library has:
-    /// Xen builds the static `libxenstore.a` without threads, and there a
-    /// watch event arriving while a request waits for its reply breaks the
-    /// connection.
-    pub const WATCHES: bool = cfg!(not(feature = "static"));
-
     /// Load libxenstore. The error names the files tried and the package
     /// that provides the library on common systems: it is shown to the
     /// user as is.
@@ -141,10 +135,6 @@ impl Lib {
             xs_directory: sym!(xs_directory),
             xs_transaction_start: sym!(xs_transaction_start),
             xs_transaction_end: sym!(xs_transaction_end),
-            xs_watch: sym!(xs_watch),
-            xs_unwatch: sym!(xs_unwatch),
-            xs_fileno: sym!(xs_fileno),
-            xs_check_watch: sym!(xs_check_watch),
             _library: library,
         })
     }
@@ -161,10 +151,6 @@ impl Lib {
             xs_directory: bindings::xs_directory,
             xs_transaction_start: bindings::xs_transaction_start,
             xs_transaction_end: bindings::xs_transaction_end,
-            xs_watch: bindings::xs_watch,
-            xs_unwatch: bindings::xs_unwatch,
-            xs_fileno: bindings::xs_fileno,
-            xs_check_watch: bindings::xs_check_watch,
         })
     }
 }

@@ -4,13 +4,15 @@
 //! device in a guest (`/dev/xen/xenbus`, FreeBSD `/dev/xen/xenstore`), the
 //! xenstored socket in dom0, or whatever `XENSTORED_PATH` names (tests).
 //!
-//! Note: once a watch is registered, libxenstore starts a reader thread of
-//! its own for the life of the connection (it routes replies and events);
-//! every call here still blocks its caller until xenstored answers.
+//! No watches on this connection: once a watch is registered, the shared
+//! libxenstore starts a reader thread of its own for the life of the
+//! connection, and the static one cannot take watch events between
+//! requests at all. The publisher's watches have their own connection on
+//! the event loop ([`super::watches`]). Every call here blocks its caller
+//! until xenstored answers.
 
-use std::ffi::{c_char, c_uint, CStr, CString};
+use std::ffi::{c_uint, CStr, CString};
 use std::io;
-use std::os::fd::{BorrowedFd, OwnedFd};
 use std::ptr;
 
 use super::backend::{Backend, Tx};
@@ -190,53 +192,5 @@ impl Backend for Libxs {
             Some(libc::ENOENT) => Ok(()),
             _ => Err(e),
         }
-    }
-
-    fn watch(&mut self, path: &str, token: &str) -> io::Result<()> {
-        let h = self.handle()?;
-        let p = c_path(path)?;
-        let t = c_path(token)?;
-        // SAFETY: valid handle and strings (copied by libxenstore).
-        if unsafe { (self.lib.xs_watch)(h, p.as_ptr(), t.as_ptr()) } {
-            Ok(())
-        } else {
-            Err(last_error())
-        }
-    }
-
-    fn next_event(&mut self) -> io::Result<Option<(String, String)>> {
-        let h = self.handle()?;
-        // SAFETY: valid handle; never blocks.
-        let ev: *mut *mut c_char = unsafe { (self.lib.xs_check_watch)(h) };
-        if ev.is_null() {
-            let e = last_error();
-            return match e.raw_os_error() {
-                Some(libc::EAGAIN) => Ok(None),
-                _ => Err(e),
-            };
-        }
-        // SAFETY: ev[0] (path) and ev[1] (token) are NUL-terminated strings
-        // in one malloc'd block, freed once after copying.
-        let event = unsafe {
-            let path = CStr::from_ptr(*ev).to_string_lossy().into_owned();
-            let token = CStr::from_ptr(*ev.add(1)).to_string_lossy().into_owned();
-            libc::free(ev.cast());
-            (path, token)
-        };
-        Ok(Some(event))
-    }
-
-    fn event_fd(&mut self) -> Option<OwnedFd> {
-        let h = self.handle().ok()?;
-        // SAFETY: valid handle; the pipe it returns lives as long as it.
-        let fd = unsafe { (self.lib.xs_fileno)(h) };
-        if fd < 0 {
-            return None;
-        }
-        // A duplicate of our own, so that its life does not depend on the
-        // connection's (the caller drops it when the connection changes).
-        // SAFETY: `fd` is open for the duration of this call.
-        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-        borrowed.try_clone_to_owned().ok()
     }
 }

@@ -1,13 +1,26 @@
 //! The xenstore publisher: the guest's facts where dom0's toolstack reads
 //! them (docs/xenstore-schema.md is the contract).
 //!
-//! Two halves, so that the event loop never waits on xenstore:
+//! Three parts, so that the event loop never waits on xenstore:
 //! - [`Xenstore`], on the loop: `publish` only records the latest model and
 //!   wakes the publisher task; `flush` waits until that was written;
 //! - the publisher task, also on the loop's thread, waits for work (a new
 //!   model, a watch event, a wall-clock jump, a retry that is due) and
-//!   hands it to the [`worker::Worker`] on tokio's blocking pool, one call
-//!   at a time: all xenstore I/O happens there.
+//!   hands it to the [`worker::Worker`], one step at a time;
+//! - the worker, on a thread of its own ("xenstore") for the life of the
+//!   agent: all blocking xenstore calls (libxenstore) happen there.
+//!
+//! The watches (a resume or migration, SR-IOV announcements) need no
+//! blocking call and no thread: they have a connection of their own, on
+//! the loop ([`watches`]).
+//!
+//! Why a dedicated thread rather than tokio's blocking pool: the pool
+//! ends an idle thread after its keep-alive and starts a new one at the
+//! next call, so an agent that talks to xenstore once a minute would
+//! create a thread a minute; a thread of our own is created once, and
+//! "one thread for blocking xenstore calls, none created while idle" is
+//! then a property of this module, not of a runtime setting that any
+//! other use of the pool would share.
 //!
 //! Change sets coalesce: when models arrive faster than xenstore takes
 //! them, only the latest is written (the schema renders the whole tree
@@ -31,11 +44,13 @@ pub mod slots;
 pub mod std_schema;
 #[cfg(test)]
 mod tests;
+pub mod watches;
+pub mod wire;
 pub mod worker;
 
 use std::io;
-use std::os::fd::OwnedFd;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::os::fd::AsRawFd;
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::io::unix::AsyncFd;
@@ -46,7 +61,8 @@ use crate::cli::Cli;
 use crate::state::{Change, Guest};
 use backend::Backend;
 use schema::{Context, Schema};
-use worker::{Wake, Worker};
+use watches::{Due, Places, Watches};
+use worker::{Outcome, Wake, Worker};
 
 /// How long the first model may wait for the agent to say that the
 /// initial state is complete (its first `flush`) before it is written
@@ -55,17 +71,12 @@ use worker::{Wake, Worker};
 const HOLD_FIRST: Duration = Duration::from_secs(10);
 
 /// After this long without any xenstore request, check that the
-/// connection and our tree are still there: a connection can break
-/// without a word (a xenstored restarted in dom0), and a missed watch
-/// event would leave a lost tree unnoticed. Usually the memory samples'
-/// change sets talk to xenstore more often than this, and no check is
-/// needed.
+/// connection, our tree and dom0's SR-IOV announcements are still what we
+/// think: a connection can break without a word (a xenstored restarted in
+/// dom0), and a missed watch event (or watches that cannot be had) would
+/// leave a lost tree unnoticed. Usually the memory samples' change sets
+/// talk to xenstore more often than this, and no check is needed.
 const CHECK_AFTER: Duration = Duration::from_secs(60);
-
-/// The same without watches (the static build): then these checks (and
-/// the wall-clock jump detector) are what notice a resume or migration
-/// and new SR-IOV functions.
-const CHECK_AFTER_WITHOUT_WATCHES: Duration = Duration::from_secs(10);
 
 /// Publishes into xenstore (or, with `--dry-run`, prints what it would
 /// write).
@@ -104,9 +115,10 @@ impl Xenstore {
     /// `--dry-run`, `--max-addresses`, `--no-feature-balloon`) and start
     /// its task. Must be called within the tokio runtime.
     ///
-    /// Fails, for the agent to exit, when this is not a Xen guest or
-    /// libxenstore cannot be loaded; a xenstore that cannot be reached is
-    /// retried in the background instead.
+    /// Fails, for the agent to exit, when this is not a Xen guest,
+    /// libxenstore cannot be loaded or the worker's thread cannot be
+    /// started; a xenstore that cannot be reached is retried in the
+    /// background instead.
     pub fn new(cli: &Cli) -> io::Result<Self> {
         let ctx = Context {
             sriov_vfs: Default::default(),
@@ -114,15 +126,16 @@ impl Xenstore {
             feature_balloon: !cli.no_feature_balloon,
         };
         let schema = schema_for(cli.schema);
-        let (backend, watches): (Box<dyn Backend>, bool) = if cli.dry_run {
-            (Box::new(dryrun::DryRun::default()), false)
+        let (backend, watches): (Box<dyn Backend>, _) = if cli.dry_run {
+            (Box::new(dryrun::DryRun::default()), None)
         } else {
             // An explicitly named xenstored (tests, dom0 tools) needs no Xen.
             if std::env::var_os("XENSTORED_PATH").is_none() && !guest::is_xen_guest() {
                 return Err(io::Error::other(guest::NOT_XEN));
             }
             let lib = libxenstore::Lib::load()?;
-            (Box::new(libxs::Libxs::new(lib)), libxenstore::Lib::WATCHES)
+            let watches = Watches::new(Places::from_env());
+            (Box::new(libxs::Libxs::new(lib)) as _, Some(watches))
         };
         log::info!(
             "publishing in xenstore with schema {}{}",
@@ -133,24 +146,19 @@ impl Xenstore {
                 ""
             }
         );
-        let check_after = if watches || cli.dry_run {
-            CHECK_AFTER
-        } else {
-            log::debug!("libxenstore without threads (static build): no watches, checking every {CHECK_AFTER_WITHOUT_WATCHES:?}");
-            CHECK_AFTER_WITHOUT_WATCHES
-        };
-        let worker = Worker::new(backend, schema, ctx, watches);
-        Ok(Self::start(worker, !cli.dry_run, check_after))
+        let worker = WorkerThread::spawn(Worker::new(backend, schema, ctx))?;
+        Ok(Self::start(worker, watches))
     }
 
-    /// Start the publisher task around `worker`.
-    fn start(worker: Worker, watch_clock: bool, check_after: Duration) -> Self {
+    /// Start the publisher task around `worker`; `watches` (with the
+    /// wall-clock jump detector) unless this is a dry run.
+    fn start(worker: WorkerThread, watches: Option<Watches>) -> Self {
         let shared = Arc::new(Shared {
             pending: Mutex::new(Pending::default()),
             wake: Notify::new(),
         });
         let (tx, done) = watch::channel(0);
-        tokio::spawn(run(shared.clone(), worker, tx, watch_clock, check_after));
+        tokio::spawn(run(shared.clone(), worker, tx, watches));
         Xenstore {
             shared,
             done,
@@ -191,16 +199,45 @@ impl Xenstore {
     }
 }
 
-/// The publisher task: waits for work, runs the worker off the loop.
+/// The worker on its thread, one step at a time.
+struct WorkerThread {
+    steps: mpsc::Sender<Wake>,
+    outcomes: tokio::sync::mpsc::Receiver<Outcome>,
+}
+
+impl WorkerThread {
+    /// Start the thread; it ends when the publisher task does.
+    fn spawn(mut worker: Worker) -> io::Result<Self> {
+        let (steps, wakes) = mpsc::channel::<Wake>();
+        let (done, outcomes) = tokio::sync::mpsc::channel(1);
+        std::thread::Builder::new()
+            .name("xenstore".into())
+            .spawn(move || {
+                while let Ok(wake) = wakes.recv() {
+                    if done.blocking_send(worker.step(wake)).is_err() {
+                        break;
+                    }
+                }
+            })
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot start a thread: {e}")))?;
+        Ok(WorkerThread { steps, outcomes })
+    }
+
+    /// One step of the worker; `None` if its thread is gone (it panicked).
+    async fn step(&mut self, wake: Wake) -> Option<Outcome> {
+        self.steps.send(wake).ok()?;
+        self.outcomes.recv().await
+    }
+}
+
+/// The publisher task: waits for work, has the worker do it.
 async fn run(
     shared: Arc<Shared>,
-    mut worker: Worker,
+    mut worker: WorkerThread,
     done: watch::Sender<u64>,
-    watch_clock: bool,
-    check_after: Duration,
+    mut watches: Option<Watches>,
 ) {
-    let mut events: Option<AsyncFd<OwnedFd>> = None;
-    let mut clock = if watch_clock {
+    let mut clock = if watches.is_some() {
         clock::ClockJumps::new()
             .map_err(|e| log::debug!("no wall-clock jump detection: {e}"))
             .ok()
@@ -218,11 +255,9 @@ async fn run(
         if retry.is_none_or(|r| r > Instant::now()) {
             tokio::select! {
                 _ = shared.wake.notified() => {}
-                r = readable(&events) => {
-                    if let Err(e) = r {
-                        log::warn!("cannot wait for xenstore watch events: {e}");
-                        events = None;
-                    }
+                due = fired(&mut watches) => {
+                    wake.check_tree = due.check_tree;
+                    wake.refresh_sriov = due.refresh_sriov;
                     retry = Some(Instant::now());
                 }
                 r = jumped(&mut clock) => match r {
@@ -241,8 +276,9 @@ async fn run(
                     shared.lock().started = true;
                 }
                 _ = sleep_until(retry) => {}
-                _ = tokio::time::sleep_until(last_step + check_after), if retry.is_none() => {
+                _ = tokio::time::sleep_until(last_step + CHECK_AFTER), if retry.is_none() => {
                     wake.check_tree = true;
+                    wake.refresh_sriov = true;
                     retry = Some(Instant::now());
                 }
             }
@@ -271,25 +307,10 @@ async fn run(
             }
             continue;
         }
-        let step = tokio::task::spawn_blocking(move || {
-            let out = worker.step(wake);
-            (worker, out)
-        });
-        let out;
-        (worker, out) = match step.await {
-            Ok(r) => r,
-            Err(e) => {
-                log::error!("the xenstore publisher failed: {e}");
-                return;
-            }
+        let Some(out) = worker.step(wake).await else {
+            log::error!("the xenstore publisher failed: its thread ended");
+            return;
         };
-        if let Some(fd) = out.event_fd {
-            events = fd.and_then(|fd| {
-                register(fd)
-                    .map_err(|e| log::warn!("cannot wait for xenstore watch events: {e}"))
-                    .ok()
-            });
-        }
         last_step = Instant::now();
         retry = out.retry_in.map(|d| Instant::now() + d);
         models_first = out.models_first;
@@ -298,23 +319,18 @@ async fn run(
 }
 
 /// Register a descriptor we own with the reactor, for readability.
-pub(crate) fn register(fd: OwnedFd) -> io::Result<AsyncFd<OwnedFd>> {
+pub(crate) fn register<T: AsRawFd>(fd: T) -> io::Result<AsyncFd<T>> {
     // `with_interest` is deprecated since tokio 1.54 for descriptors that
-    // may close under it; an `OwnedFd` cannot, and this keeps older tokio
-    // releases (distributions') usable.
+    // may close under it; ours are owned by `T` and close with it, and
+    // this keeps older tokio releases (distributions') usable.
     #[allow(deprecated)]
     AsyncFd::with_interest(fd, tokio::io::Interest::READABLE)
 }
 
-/// The watch descriptor became readable (or never, without one).
-async fn readable(fd: &Option<AsyncFd<OwnedFd>>) -> io::Result<()> {
-    match fd {
-        Some(fd) => {
-            // Cleared before the worker drains the events: an event that
-            // arrives after the drain makes it readable again.
-            fd.readable().await?.clear_ready();
-            Ok(())
-        }
+/// Something the watches report is due (or never, without watches).
+async fn fired(watches: &mut Option<Watches>) -> Due {
+    match watches {
+        Some(w) => w.next().await,
         None => std::future::pending().await,
     }
 }

@@ -3,10 +3,13 @@
 //! A [`Worker`] owns the connection ([`Backend`]), the schema and what was
 //! written. [`Worker::step`] is called off the event loop whenever there is
 //! something to do (a new model, a watch event, a wall-clock jump, a retry
-//! that is due) and does all of it: (re)connect, read watch events, check
-//! that our tree is still there, reconcile, write the change set. It never
-//! fails: what goes wrong is logged once and retried later, and the caller
-//! is told when.
+//! that is due) and does all of it: (re)connect, read dom0's SR-IOV
+//! announcements, check that our tree is still there, reconcile, write the
+//! change set. It never fails: what goes wrong is logged once and retried
+//! later, and the caller is told when.
+//!
+//! The watches themselves are not the worker's: they live on the event
+//! loop ([`super::watches`]), which tells the worker what to look at.
 //!
 //! Each change set is one transaction: render → plan → operations, then
 //! `data/updated` last. A conflicting transaction (`EAGAIN`) is retried as
@@ -14,7 +17,6 @@
 
 use std::collections::BTreeSet;
 use std::io;
-use std::os::fd::OwnedFd;
 use std::time::Duration;
 
 use super::backend::{Backend, Failure, Tx, NO_TRANSACTION};
@@ -39,9 +41,6 @@ pub const SRIOV_VFS: &str = "xenserver/device/net-sriov-vf";
 /// does not tell whether the connection is still alive.
 const PROBE: &str = "domid";
 
-const TOKEN_DOMAIN: &str = "domain";
-const TOKEN_SRIOV: &str = "sriov";
-
 /// Tries of one transaction before it is left for later.
 const MAX_TRIES: u32 = 8;
 
@@ -53,9 +52,13 @@ struct Lost(io::Error);
 pub struct Wake {
     /// A newer model to publish.
     pub guest: Option<Guest>,
-    /// Check that our tree is still there (the wall clock jumped, as on a
-    /// resume, or xenstore was not asked anything for a while).
+    /// Check that our tree is still there (a watch fired, the wall clock
+    /// jumped, as on a resume, or xenstore was not asked anything for a
+    /// while).
     pub check_tree: bool,
+    /// Read dom0's SR-IOV announcements again (their watch fired, or
+    /// events may have been missed).
+    pub refresh_sriov: bool,
 }
 
 /// What the caller must do after a step.
@@ -63,9 +66,6 @@ pub struct Wake {
 pub struct Outcome {
     /// Call again after this long even if nothing happens (a retry).
     pub retry_in: Option<Duration>,
-    /// The connection changed: watch this descriptor for watch events from
-    /// now on (`Some(None)`: there is none).
-    pub event_fd: Option<Option<OwnedFd>>,
     /// The retry only tries again nodes xenstore refused (a full quota):
     /// newer models need not wait for it. (After a conflict or a lost
     /// connection they do: trying at every new model would hammer
@@ -117,7 +117,6 @@ pub struct Worker {
     backend: Box<dyn Backend>,
     schema: Box<dyn Schema>,
     ctx: Context,
-    watches: bool,
     clock: fn() -> String,
     guest: Option<Guest>,
     connected: bool,
@@ -148,19 +147,12 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// A worker on `backend`; `watches` registers the watches that notice
-    /// a resume or migration and SR-IOV changes (not in a dry run).
-    pub fn new(
-        backend: Box<dyn Backend>,
-        schema: Box<dyn Schema>,
-        ctx: Context,
-        watches: bool,
-    ) -> Self {
+    /// A worker on `backend`; nothing is opened before the first step.
+    pub fn new(backend: Box<dyn Backend>, schema: Box<dyn Schema>, ctx: Context) -> Self {
         Worker {
             backend,
             schema,
             ctx,
-            watches,
             clock: timestamp,
             guest: None,
             connected: false,
@@ -194,13 +186,13 @@ impl Worker {
 
     /// Do everything there is to do now; never blocks for long except on
     /// xenstore itself.
-    pub fn step(&mut self, wake: Wake) -> Outcome {
-        if let Some(g) = wake.guest {
+    pub fn step(&mut self, mut wake: Wake) -> Outcome {
+        if let Some(g) = wake.guest.take() {
             self.guest = Some(g);
             self.dirty = true;
         }
         let mut out = Outcome::default();
-        match self.try_step(wake.check_tree, &mut out) {
+        match self.try_step(&wake, &mut out) {
             Ok(retry) => {
                 // Back only once it worked: a connection that opens and
                 // fails at once is still down (and logged once).
@@ -215,7 +207,6 @@ impl Worker {
                 if self.connected {
                     self.connected = false;
                     self.backend.disconnect();
-                    out.event_fd = Some(None);
                 }
                 if !self.down_logged {
                     log::warn!(
@@ -230,22 +221,17 @@ impl Worker {
         out
     }
 
-    fn try_step(&mut self, check_tree: bool, out: &mut Outcome) -> Result<Option<Duration>, Lost> {
+    fn try_step(&mut self, wake: &Wake, out: &mut Outcome) -> Result<Option<Duration>, Lost> {
         if !self.connected {
+            // (Reads SR-IOV announcements, and reconciles everything.)
             self.connect()?;
-            out.event_fd = Some(if self.watches {
-                self.backend.event_fd()
-            } else {
-                None
-            });
-        }
-        let (check, sriov) = self.drain_events()?;
-        // Without watches, every check looks at SR-IOV too.
-        if sriov || (check_tree && !self.watches) {
-            self.refresh_sriov()?;
-        }
-        if check || check_tree {
-            self.check_tree()?;
+        } else {
+            if wake.refresh_sriov {
+                self.refresh_sriov()?;
+            }
+            if wake.check_tree {
+                self.check_tree()?;
+            }
         }
         if self.guest.is_none() || !(self.reconcile || self.dirty) {
             return Ok(None);
@@ -277,47 +263,14 @@ impl Worker {
         Ok(Some(self.later.next()))
     }
 
-    /// Open the connection, register the watches, read dom0's facts.
+    /// Open the connection, read dom0's facts; everything is reconciled
+    /// next.
     fn connect(&mut self) -> Result<(), Lost> {
         self.backend.connect().map_err(Lost)?;
         self.connected = true;
         log::debug!("connected to xenstore");
         self.reconcile = true;
-        if self.watches {
-            for (path, token) in [(DOMAIN_ID, TOKEN_DOMAIN), (SRIOV_VFS, TOKEN_SRIOV)] {
-                if let Err(e) = self.backend.watch(path, token) {
-                    if self.failure(e)? != Failure::Again {
-                        self.note(
-                            path,
-                            "cannot watch it: a resume or migration may be noticed late",
-                        );
-                    }
-                }
-            }
-        }
         self.refresh_sriov()
-    }
-
-    /// Read the pending watch events: (check our tree, refresh SR-IOV).
-    fn drain_events(&mut self) -> Result<(bool, bool), Lost> {
-        let (mut check, mut sriov) = (false, false);
-        loop {
-            match self.backend.next_event() {
-                Ok(Some((path, token))) => {
-                    log::debug!("xenstore watch fired: {path} ({token})");
-                    match token.as_str() {
-                        TOKEN_DOMAIN => check = true,
-                        TOKEN_SRIOV => sriov = true,
-                        _ => {}
-                    }
-                }
-                Ok(None) => return Ok((check, sriov)),
-                Err(e) => {
-                    self.failure(e)?;
-                    return Ok((check, sriov));
-                }
-            }
-        }
     }
 
     /// Whether our tree is still there, cheaply: `data/updated` still holds
