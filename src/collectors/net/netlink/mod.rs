@@ -212,6 +212,7 @@ impl Collector {
                 self.links
                     .known
                     .retain(|i, _| dump.interfaces.contains_key(i));
+                self.links.identify_dumped(&mut dump);
             }
         }
         log::debug!(
@@ -341,6 +342,9 @@ struct Dump {
     done: bool,
     error: Option<i32>,
     interfaces: BTreeMap<u32, Interface>,
+    /// Links of the dump to identify once it is complete, with their names
+    /// as the kernel gave them.
+    unidentified: Vec<(u32, Box<[u8]>)>,
 }
 
 /// Sort the messages of one datagram: replies to our dump go into `dump`,
@@ -368,7 +372,7 @@ fn process(
                 }
                 wire::RTM_NEWLINK => {
                     if let Some(l) = wire::link(m.payload) {
-                        let link = links.link(&l);
+                        let link = links.dumped_link(&l, &mut d.unidentified);
                         d.interfaces.insert(link.index, Interface::new(link));
                     }
                 }
@@ -424,37 +428,85 @@ struct Known {
 }
 
 impl Links {
+    /// The link of a notification, identified at once when it is new or
+    /// renamed.
     fn link(&mut self, m: &wire::LinkMsg) -> Link {
-        let kind = if m.flags & wire::IFF_LOOPBACK != 0 {
-            Kind::Loopback
-        } else {
-            match self.known.get(&m.index) {
-                Some(k) if *k.name == *m.name => k.kind,
-                _ => {
-                    let kind = match m.info_kind {
-                        Some(b"bridge") => Kind::Bridge,
-                        Some(b"bond") => Kind::Bond,
-                        _ => vif::identify(&self.sysfs, OsStr::from_bytes(m.name)),
-                    };
-                    self.known.insert(
-                        m.index,
-                        Known {
-                            name: m.name.into(),
-                            kind,
-                        },
-                    );
-                    kind
-                }
+        let kind = match self.cached(m) {
+            Some(kind) => kind,
+            None => {
+                let name = OsStr::from_bytes(m.name);
+                let kind = vif::identify_link(&self.sysfs, name, m.info_kind);
+                self.remember(m.index, m.name.into(), kind);
+                kind
             }
         };
-        Link {
-            index: m.index,
-            name: String::from_utf8_lossy(m.name).into_owned(),
-            mac: m.mac.map(mac),
-            kind,
-            master: m.master,
-            up: m.flags & wire::IFF_UP != 0,
+        new_link(m, kind)
+    }
+
+    /// The link of a dump reply. One new or renamed is noted in
+    /// `unidentified` and, meanwhile, has the kind its link kind gives;
+    /// [`Links::identify_dumped`] settles it.
+    fn dumped_link(&mut self, m: &wire::LinkMsg, unidentified: &mut Vec<(u32, Box<[u8]>)>) -> Link {
+        let kind = self.cached(m).unwrap_or_else(|| {
+            unidentified.push((m.index, m.name.into()));
+            vif::by_link_kind(m.info_kind)
+        });
+        new_link(m, kind)
+    }
+
+    /// Identify the links of a complete link dump that are not known yet.
+    ///
+    /// The interfaces without a device are listed once, after the dump
+    /// (see [`vif::VirtualInterfaces`]), so that a dump of many virtual
+    /// links reads one directory instead of probing each link. After the
+    /// dump, not before: a name the list shows as virtual was that
+    /// device's when the list was read, so when the dumped link with that
+    /// name is another device, it was renamed after the dump, and its
+    /// rename notification (which follows the dump) identifies it again.
+    fn identify_dumped(&mut self, dump: &mut Dump) {
+        if dump.unidentified.is_empty() {
+            return;
         }
+        let virtual_interfaces = vif::VirtualInterfaces::list(&self.sysfs);
+        for (index, name) in std::mem::take(&mut dump.unidentified) {
+            let Some(link) = dump.interfaces.get_mut(&index).map(|i| &mut i.link) else {
+                continue;
+            };
+            let os_name = OsStr::from_bytes(&name);
+            if !virtual_interfaces.contains(os_name) {
+                if let Some(id) = vif::vif_id(&self.sysfs, os_name) {
+                    link.kind = Kind::Vif(id);
+                }
+            }
+            self.remember(index, name, link.kind);
+        }
+    }
+
+    /// The kind of a loopback link, or of one identified under the same
+    /// name.
+    fn cached(&self, m: &wire::LinkMsg) -> Option<Kind> {
+        if m.flags & wire::IFF_LOOPBACK != 0 {
+            return Some(Kind::Loopback);
+        }
+        self.known
+            .get(&m.index)
+            .filter(|k| *k.name == *m.name)
+            .map(|k| k.kind)
+    }
+
+    fn remember(&mut self, index: u32, name: Box<[u8]>, kind: Kind) {
+        self.known.insert(index, Known { name, kind });
+    }
+}
+
+fn new_link(m: &wire::LinkMsg, kind: Kind) -> Link {
+    Link {
+        index: m.index,
+        name: String::from_utf8_lossy(m.name).into_owned(),
+        mac: m.mac.map(mac),
+        kind,
+        master: m.master,
+        up: m.flags & wire::IFF_UP != 0,
     }
 }
 
@@ -643,6 +695,86 @@ mod tests {
                 ..
             })]
         ));
+    }
+
+    #[test]
+    fn sysfs_is_read_only_for_vifs() {
+        let root = std::env::temp_dir().join(format!("xga-netlink-kind-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let net = root.join("class/net");
+        // A fake VIF (a veth for the kernel), and a veth whose sysfs entry
+        // would say "bridge" if it were looked at.
+        let device = net.join("eth0/device");
+        std::fs::create_dir_all(&device).unwrap();
+        std::fs::write(device.join("devtype"), "vif\n").unwrap();
+        std::fs::write(device.join("nodename"), "device/vif/4\n").unwrap();
+        std::fs::create_dir_all(net.join("v1/bridge")).unwrap();
+        let mut l = Links {
+            sysfs: root.clone(),
+            known: HashMap::new(),
+        };
+        let kind = |l: &mut Links, index, name: &[u8], info_kind: &[u8]| match &run(
+            &newlink(index, name, None, info_kind),
+            l,
+            None,
+        )[..]
+        {
+            [Event::LinkUpdated(link)] => link.kind,
+            e => panic!("{e:?}"),
+        };
+        assert_eq!(kind(&mut l, 2, b"eth0", b"veth"), Kind::Vif(4));
+        assert_eq!(kind(&mut l, 3, b"v1", b"veth"), Kind::Other);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_dump_is_identified_once_complete_with_one_list_of_virtual_interfaces() {
+        let root = std::env::temp_dir().join(format!("xga-netlink-dump-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let vif = |ifname: &str, id: u32| {
+            let device = root.join("class/net").join(ifname).join("device");
+            std::fs::create_dir_all(&device).unwrap();
+            std::fs::write(device.join("devtype"), "vif\n").unwrap();
+            std::fs::write(device.join("nodename"), format!("device/vif/{id}\n")).unwrap();
+        };
+        vif("eth0", 4);
+        // Listed as virtual: never probed (this fake device, which a real
+        // sysfs would not have, proves it).
+        vif("br0", 5);
+        std::fs::create_dir_all(root.join("devices/virtual/net/br0")).unwrap();
+        let mut l = Links {
+            sysfs: root.clone(),
+            known: HashMap::new(),
+        };
+        let reply = |index, name: &[u8], kind: &[u8]| {
+            let mut m = newlink(index, name, None, kind);
+            m[8..12].copy_from_slice(&7u32.to_ne_bytes());
+            m[12..16].copy_from_slice(&1234u32.to_ne_bytes());
+            m
+        };
+        let mut buf = reply(2, b"eth0", b"veth");
+        buf.extend(reply(3, b"br0", b"bridge"));
+        let mut d = Dump {
+            seq: 7,
+            port: 1234,
+            ..Default::default()
+        };
+        run(&buf, &mut l, Some(&mut d));
+        assert_eq!(d.unidentified.len(), 2, "identified before the end");
+        l.identify_dumped(&mut d);
+        let kinds: Vec<_> = d.interfaces.values().map(|i| i.link.kind).collect();
+        assert_eq!(kinds, [Kind::Vif(4), Kind::Bridge]);
+        assert!(d.unidentified.is_empty());
+        // Known now: the next dump identifies nothing.
+        let mut d = Dump {
+            seq: 7,
+            port: 1234,
+            ..Default::default()
+        };
+        run(&buf, &mut l, Some(&mut d));
+        assert!(d.unidentified.is_empty());
+        assert_eq!(d.interfaces[&2].link.kind, Kind::Vif(4));
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]
