@@ -64,6 +64,10 @@ const DUMP_STALL: Duration = Duration::from_secs(10);
 const RETRY_MIN: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(60);
 
+/// Up to this many links to identify are probed one by one; more, after
+/// one listing of the virtual interfaces (see [`Links::identify_dumped`]).
+const LIST_FROM: usize = 5;
+
 /// Trouble is logged as a warning at most this often (then at debug level,
 /// with a count in the next warning).
 const WARN_EVERY: Duration = Duration::from_secs(600);
@@ -176,7 +180,9 @@ impl Collector {
     async fn dump(&mut self) -> Result<Vec<Interface>, Trouble> {
         // Whatever was not delivered yet is older than the dump.
         self.pending.clear();
-        self.drain()?;
+        if self.socket.as_ref().is_some_and(|s| s.used) {
+            self.drain()?;
+        }
         let mut dump = Dump::default();
         let mut overflowed = false;
         for request in [wire::RTM_GETLINK, wire::RTM_GETADDR] {
@@ -187,6 +193,9 @@ impl Collector {
             dump.done = false;
             wire::dump_request(&mut self.buf, request, self.seq);
             socket.io.send_to(&self.buf, &SocketAddr::new(0, 0)).await?;
+            if let Some(s) = &mut self.socket {
+                s.used = true;
+            }
             while !dump.done {
                 match tokio::time::timeout(DUMP_STALL, self.receive(Some(&mut dump))).await {
                     Ok(Ok(())) => {}
@@ -464,10 +473,12 @@ impl Links {
     /// name is another device, it was renamed after the dump, and its
     /// rename notification (which follows the dump) identifies it again.
     fn identify_dumped(&mut self, dump: &mut Dump) {
-        if dump.unidentified.is_empty() {
-            return;
-        }
-        let virtual_interfaces = vif::VirtualInterfaces::list(&self.sysfs);
+        // Listing costs about as many syscalls as probing five links.
+        let virtual_interfaces = if dump.unidentified.len() > LIST_FROM {
+            vif::VirtualInterfaces::list(&self.sysfs)
+        } else {
+            vif::VirtualInterfaces::default()
+        };
         for (index, name) in std::mem::take(&mut dump.unidentified) {
             let Some(link) = dump.interfaces.get_mut(&index).map(|i| &mut i.link) else {
                 continue;
@@ -527,6 +538,11 @@ fn mac(bytes: &[u8]) -> String {
 struct Socket {
     io: TokioSocket,
     port: u32,
+    /// A dump was asked on it. A socket just opened needs no draining
+    /// before its first dump: nothing was lost on it, so the notifications
+    /// it holds are followed by every later one, and applied after the
+    /// dump they converge.
+    used: bool,
 }
 
 impl Socket {
@@ -545,6 +561,7 @@ impl Socket {
         Ok(Socket {
             io,
             port: addr.port_number(),
+            used: false,
         })
     }
 }
@@ -754,18 +771,29 @@ mod tests {
         };
         let mut buf = reply(2, b"eth0", b"veth");
         buf.extend(reply(3, b"br0", b"bridge"));
+        // Enough virtual links for the list to be read.
+        for i in 0..LIST_FROM as u32 {
+            let name = format!("v{i}");
+            std::fs::create_dir_all(root.join("devices/virtual/net").join(&name)).unwrap();
+            buf.extend(reply(10 + i, name.as_bytes(), b"veth"));
+        }
         let mut d = Dump {
             seq: 7,
             port: 1234,
             ..Default::default()
         };
         run(&buf, &mut l, Some(&mut d));
-        assert_eq!(d.unidentified.len(), 2, "identified before the end");
+        assert_eq!(
+            d.unidentified.len(),
+            2 + LIST_FROM,
+            "identified before the end"
+        );
         l.identify_dumped(&mut d);
-        let kinds: Vec<_> = d.interfaces.values().map(|i| i.link.kind).collect();
+        let kinds: Vec<_> = d.interfaces.values().take(2).map(|i| i.link.kind).collect();
         assert_eq!(kinds, [Kind::Vif(4), Kind::Bridge]);
         assert!(d.unidentified.is_empty());
         // Known now: the next dump identifies nothing.
+        let buf = reply(2, b"eth0", b"veth");
         let mut d = Dump {
             seq: 7,
             port: 1234,
@@ -774,6 +802,20 @@ mod tests {
         run(&buf, &mut l, Some(&mut d));
         assert!(d.unidentified.is_empty());
         assert_eq!(d.interfaces[&2].link.kind, Kind::Vif(4));
+        // A few new links are probed without the list: sysfs (this fake
+        // one) says what they are.
+        l.known.clear();
+        let mut buf = reply(2, b"eth0", b"veth");
+        buf.extend(reply(3, b"br0", b"bridge"));
+        let mut d = Dump {
+            seq: 7,
+            port: 1234,
+            ..Default::default()
+        };
+        run(&buf, &mut l, Some(&mut d));
+        l.identify_dumped(&mut d);
+        let kinds: Vec<_> = d.interfaces.values().map(|i| i.link.kind).collect();
+        assert_eq!(kinds, [Kind::Vif(4), Kind::Vif(5)]);
         std::fs::remove_dir_all(&root).unwrap();
     }
 
