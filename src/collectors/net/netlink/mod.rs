@@ -90,7 +90,9 @@ pub fn stream(config: &Config) -> EventStream {
         warned: None,
         quiet: 0,
     };
-    Box::pin(stream::unfold(collector, |mut c| async move {
+    // Boxed: the state moves in and out of the stream with every event, a
+    // pointer rather than the whole collector.
+    Box::pin(stream::unfold(Box::new(collector), |mut c| async move {
         c.next().await.map(|e| (e, c))
     }))
 }
