@@ -525,13 +525,14 @@ fn new_link(m: &wire::LinkMsg, kind: Kind) -> Link {
 
 /// `aa:bb:cc:dd:ee:ff`, whatever the length of the hardware address.
 fn mac(bytes: &[u8]) -> String {
-    use std::fmt::Write;
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 3);
     for (i, b) in bytes.iter().enumerate() {
         if i > 0 {
             s.push(':');
         }
-        let _ = write!(s, "{b:02x}");
+        s.push(char::from(HEX[usize::from(b >> 4)]));
+        s.push(char::from(HEX[usize::from(b & 0xf)]));
     }
     s
 }
@@ -879,5 +880,7 @@ mod tests {
     fn macs() {
         assert_eq!(mac(&[0, 0x16, 0x3e, 0xab, 0xcd, 0xef]), "00:16:3e:ab:cd:ef");
         assert_eq!(mac(&[10, 0, 0, 1]), "0a:00:00:01");
+        assert_eq!(mac(&[0xff, 0x80, 0x7f]), "ff:80:7f");
+        assert_eq!(mac(&[]), "");
     }
 }
