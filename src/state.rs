@@ -12,7 +12,7 @@
 //! Everything here is pure: no I/O, no clock, so that it can be tested
 //! exhaustively.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 /// The operating system, as dom0's toolstacks name it (see
@@ -288,12 +288,20 @@ enum Key {
     Addr(u32, IpAddr),
 }
 
+/// Most dirty keys kept allocated between change sets: a burst's list is
+/// let go of afterwards.
+const DIRTY_KEPT: usize = 1024;
+
 /// The current model, what was last published, and what changed between.
 #[derive(Debug, Default)]
 pub struct State {
     current: Guest,
     published: Guest,
-    dirty: BTreeSet<Key>,
+    /// What events touched since the last publication, in no order and
+    /// possibly repeated (sorted and deduplicated when the changes are
+    /// taken): a list kept between change sets, so that an event costs no
+    /// allocation.
+    dirty: Vec<Key>,
     /// Every interface must be compared (a full replacement was applied).
     all_interfaces_dirty: bool,
 }
@@ -326,15 +334,15 @@ impl State {
         match event {
             Event::Os(os) => {
                 self.current.os = Some(os);
-                self.dirty.insert(Key::Os);
+                self.dirty.push(Key::Os);
             }
             Event::Kernel(k) => {
                 self.current.kernel = Some(k);
-                self.dirty.insert(Key::Kernel);
+                self.dirty.push(Key::Kernel);
             }
             Event::Memory(m) => {
                 self.current.memory = Some(m);
-                self.dirty.insert(Key::Memory);
+                self.dirty.push(Key::Memory);
             }
             Event::Interfaces(list) => {
                 self.current.interfaces = list.into_iter().map(|i| (i.link.index, i)).collect();
@@ -348,13 +356,13 @@ impl State {
                         self.current.interfaces.insert(index, Interface::new(link));
                     }
                 }
-                self.dirty.insert(Key::Link(index));
+                self.dirty.push(Key::Link(index));
             }
             Event::LinkRemoved(index) => {
                 if let Some(iface) = self.current.interfaces.remove(&index) {
-                    self.dirty.insert(Key::Link(index));
+                    self.dirty.push(Key::Link(index));
                     for addr in iface.addresses.keys() {
-                        self.dirty.insert(Key::Addr(index, *addr));
+                        self.dirty.push(Key::Addr(index, *addr));
                     }
                 }
             }
@@ -364,13 +372,13 @@ impl State {
                 // Keep nothing rather than invent a link.
                 if let Some(iface) = self.current.interfaces.get_mut(&index) {
                     iface.addresses.insert(addr, info);
-                    self.dirty.insert(Key::Addr(index, addr));
+                    self.dirty.push(Key::Addr(index, addr));
                 }
             }
             Event::AddressRemoved { index, addr } => {
                 if let Some(iface) = self.current.interfaces.get_mut(&index) {
                     if iface.addresses.remove(&addr).is_some() {
-                        self.dirty.insert(Key::Addr(index, addr));
+                        self.dirty.push(Key::Addr(index, addr));
                     }
                 }
             }
@@ -391,18 +399,17 @@ impl State {
                 .into_iter()
                 .flat_map(|g| g.interfaces.keys().map(move |i| (g, *i)))
             {
-                dirty.insert(Key::Link(index));
+                dirty.push(Key::Link(index));
                 if let Some(iface) = guest.interfaces.get(&index) {
                     dirty.extend(iface.addresses.keys().map(|a| Key::Addr(index, *a)));
                 }
             }
         }
+        dirty.sort_unstable();
+        dirty.dedup();
 
         let mut changes = Vec::new();
-        let mut added = Vec::new(); // link additions and changes, first
-        let mut addrs = Vec::new();
-        let mut removed = Vec::new(); // link removals, last
-        for key in dirty {
+        for key in dirty.drain(..) {
             match key {
                 Key::Os => {
                     if self.current.os != self.published.os {
@@ -432,23 +439,23 @@ impl State {
                     let now = self.current.interfaces.get(&index).map(|i| &i.link);
                     let then = self.published.interfaces.get(&index).map(|i| &i.link);
                     match (then, now) {
-                        (None, Some(new)) => added.push(Change::LinkAdded(new.clone())),
-                        (Some(old), Some(new)) if old != new => added.push(Change::LinkChanged {
+                        (None, Some(new)) => changes.push(Change::LinkAdded(new.clone())),
+                        (Some(old), Some(new)) if old != new => changes.push(Change::LinkChanged {
                             old: old.clone(),
                             new: new.clone(),
                         }),
-                        (Some(old), None) => removed.push(Change::LinkRemoved(old.clone())),
+                        (Some(old), None) => changes.push(Change::LinkRemoved(old.clone())),
                         _ => {}
                     }
                     match self.current.interfaces.get(&index) {
-                        Some(iface) => {
-                            let entry = self
-                                .published
-                                .interfaces
-                                .entry(index)
-                                .or_insert_with(|| Interface::new(iface.link.clone()));
-                            entry.link = iface.link.clone();
-                        }
+                        Some(iface) => match self.published.interfaces.get_mut(&index) {
+                            Some(p) if p.link == iface.link => {}
+                            Some(p) => p.link = iface.link.clone(),
+                            None => {
+                                let p = Interface::new(iface.link.clone());
+                                self.published.interfaces.insert(index, p);
+                            }
+                        },
                         None => {
                             // Keep the published entry until its addresses
                             // are diffed below (they sort after links).
@@ -467,20 +474,20 @@ impl State {
                         .get(&index)
                         .and_then(|i| i.addresses.get(&addr).map(|a| (&i.link, *a)));
                     match (then, now) {
-                        (None, Some((link, info))) => addrs.push(Change::AddressAdded {
+                        (None, Some((link, info))) => changes.push(Change::AddressAdded {
                             link: link.clone(),
                             addr,
                             info,
                         }),
                         (Some((_, old)), Some((link, new))) if old != new => {
-                            addrs.push(Change::AddressChanged {
+                            changes.push(Change::AddressChanged {
                                 link: link.clone(),
                                 addr,
                                 old,
                                 new,
                             })
                         }
-                        (Some((link, info)), None) => addrs.push(Change::AddressRemoved {
+                        (Some((link, info)), None) => changes.push(Change::AddressRemoved {
                             link: link.clone(),
                             addr,
                             info,
@@ -502,24 +509,43 @@ impl State {
                 }
             }
         }
+        // The list of dirty keys is kept for the next change set, unless a
+        // burst made it large.
+        if dirty.capacity() <= DIRTY_KEPT {
+            self.dirty = dirty;
+        }
+
         // Interfaces that are gone leave the published model once all their
         // addresses were reported removed. Every vanished interface has its
         // `LinkRemoved` here: removing just those keeps a change set's cost
         // independent of the number of interfaces (a scan of the whole map
         // per change set was most of the CPU per event with 1,000 links).
-        for change in &removed {
+        for change in &changes {
             if let Change::LinkRemoved(link) = change {
                 self.published.interfaces.remove(&link.index);
             }
         }
 
-        changes.extend(added);
-        // Removals of addresses before additions, so that a reader applying
-        // the lines in order never holds more than the real set.
-        addrs.sort_by_key(|c| !matches!(c, Change::AddressRemoved { .. }));
-        changes.extend(addrs);
-        changes.extend(removed);
+        // In key order (OS, kernel, memory, links by index, addresses by
+        // interface and address) within each group; the groups in reading
+        // order (a stable sort keeps the key order).
+        changes.sort_by_key(reading_order);
         changes
+    }
+}
+
+/// Where a change goes in a change set: OS, kernel and memory first, then
+/// link additions and changes (an address's link before the address), then
+/// address removals before additions (a reader applying the lines in order
+/// never holds more than the real set), link removals last (their
+/// addresses went just before).
+fn reading_order(change: &Change) -> u8 {
+    match change {
+        Change::Os(_) | Change::Kernel(_) | Change::Memory(_) => 0,
+        Change::LinkAdded(_) | Change::LinkChanged { .. } => 1,
+        Change::AddressRemoved { .. } => 2,
+        Change::AddressAdded { .. } | Change::AddressChanged { .. } => 3,
+        Change::LinkRemoved(_) => 4,
     }
 }
 
@@ -625,6 +651,59 @@ mod tests {
         assert!(matches!(c[1], Change::AddressRemoved { .. }));
         assert_eq!(c[2], Change::LinkRemoved(link(2, "eth0")));
         assert!(s.current().interfaces.is_empty());
+        assert!(s.take_changes().is_empty());
+    }
+
+    #[test]
+    fn a_change_set_of_every_kind_is_in_reading_order_without_repeats() {
+        let mut s = State::new();
+        s.apply(Event::LinkUpdated(link(2, "eth0")));
+        s.apply(add(2, "10.0.0.2"));
+        s.apply(Event::LinkUpdated(link(3, "eth1")));
+        s.apply(add(3, "10.0.0.3"));
+        s.take_changes();
+
+        let m = MemoryInfo {
+            total_kib: 2,
+            available_kib: 1,
+        };
+        s.apply(Event::LinkRemoved(3));
+        s.apply(add(4, "10.0.0.4")); // before its link: ignored
+        s.apply(Event::LinkUpdated(link(4, "eth2")));
+        s.apply(add(4, "10.0.0.4"));
+        s.apply(add(2, "10.0.0.5"));
+        s.apply(add(2, "10.0.0.5"));
+        s.apply(Event::Memory(m));
+        s.apply(Event::AddressRemoved {
+            index: 2,
+            addr: addr("10.0.0.2"),
+        });
+        s.apply(Event::Memory(m));
+        let c: Vec<String> = s
+            .take_changes()
+            .iter()
+            .map(|c| match c {
+                Change::Memory(_) => "memory".into(),
+                Change::LinkAdded(l) => format!("+{}", l.index),
+                Change::LinkRemoved(l) => format!("-{}", l.index),
+                Change::AddressAdded { link, addr, .. } => format!("+{}/{addr}", link.index),
+                Change::AddressRemoved { link, addr, .. } => format!("-{}/{addr}", link.index),
+                c => panic!("{c:?}"),
+            })
+            .collect();
+        assert_eq!(
+            c,
+            [
+                "memory",
+                "+4",
+                "-2/10.0.0.2",
+                "-3/10.0.0.3",
+                "+2/10.0.0.5",
+                "+4/10.0.0.4",
+                "-3"
+            ]
+        );
+        assert!(!s.is_dirty());
         assert!(s.take_changes().is_empty());
     }
 

@@ -22,6 +22,7 @@ pub mod kernel;
 pub mod memory;
 pub mod net;
 pub mod os;
+mod ticker;
 
 /// A boxed collector stream. Not `Send`: everything runs on the agent's one
 /// thread.

@@ -1,42 +1,85 @@
 //! Linux: `/proc/meminfo`, read synchronously (a procfs read does not
-//! block, and `tokio::fs` would start threads) into a buffer kept between
-//! samples.
+//! block, and `tokio::fs` would start threads). The file stays open and
+//! each sample is one `pread` at offset 0 (procfs renders the file afresh
+//! for a read at offset 0) into a buffer kept between samples: one syscall
+//! per sample instead of four (open, read, read to the end, close).
 
 use std::fs::File;
-use std::io::{self, Read};
-use std::path::Path;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
 
 use crate::state::MemoryInfo;
 
 const MEMINFO: &str = "/proc/meminfo";
 
-/// Most bytes read: `/proc/meminfo` is about 1.5 KiB.
-const MAX_READ: u64 = 64 * 1024;
+/// One read: `/proc/meminfo` is about 1.5 KiB. A read that does not fill
+/// it got the whole file: procfs (like a regular file) returns all it has
+/// up to the size asked.
+const CHUNK: usize = 8 * 1024;
 
-/// Reads `/proc/meminfo`, reusing its buffer.
+/// Most bytes read, for a file larger than one chunk.
+const MAX_READ: usize = 64 * 1024;
+
+/// Reads `/proc/meminfo`, keeping the file open and reusing its buffer.
 pub struct Reader {
+    path: PathBuf,
+    /// Open since the last successful read; reopened after a failure.
+    file: Option<File>,
     buf: Vec<u8>,
 }
 
 impl Reader {
     pub fn new() -> Self {
+        Self::at(Path::new(MEMINFO))
+    }
+
+    fn at(path: &Path) -> Self {
         Reader {
-            buf: Vec::with_capacity(4096),
+            path: path.to_owned(),
+            file: None,
+            buf: Vec::new(),
         }
     }
 
     /// One sample from `/proc/meminfo`.
     pub fn read(&mut self) -> io::Result<MemoryInfo> {
-        self.read_from(Path::new(MEMINFO))
+        let with_path = |e: io::Error, path: &Path| {
+            io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+        };
+        if let Err(e) = self.read_file() {
+            self.file = None;
+            return Err(with_path(e, &self.path));
+        }
+        let text = match std::str::from_utf8(&self.buf) {
+            Ok(s) => s.into(),
+            Err(_) => String::from_utf8_lossy(&self.buf),
+        };
+        parse_meminfo(&text).map_err(|e| with_path(e, &self.path))
     }
 
-    fn read_from(&mut self, path: &Path) -> io::Result<MemoryInfo> {
+    /// The whole file (up to [`MAX_READ`]) into `buf`.
+    fn read_file(&mut self) -> io::Result<()> {
+        let file = match &mut self.file {
+            Some(f) => f,
+            None => self.file.insert(File::open(&self.path)?),
+        };
         self.buf.clear();
-        File::open(path)
-            .and_then(|f| f.take(MAX_READ).read_to_end(&mut self.buf))
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-        parse_meminfo(&String::from_utf8_lossy(&self.buf))
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+        loop {
+            let len = self.buf.len();
+            self.buf.resize(len + CHUNK, 0);
+            match file.read_at(&mut self.buf[len..], len as u64) {
+                Ok(n) => {
+                    self.buf.truncate(len + n);
+                    if n < CHUNK || self.buf.len() >= MAX_READ {
+                        self.buf.truncate(MAX_READ);
+                        return Ok(());
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => self.buf.truncate(len),
+                Err(e) => return Err(e),
+            }
+        }
     }
 }
 
@@ -200,24 +243,39 @@ Cached:           301220 kB
     }
 
     #[test]
-    fn reads_a_file_and_reuses_the_buffer() {
+    fn reads_a_file_kept_open_and_reuses_the_buffer() {
         let dir = std::env::temp_dir().join(format!("xga-meminfo-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("meminfo");
         std::fs::write(&path, MEMINFO_6_1).unwrap();
-        let mut r = Reader::new();
-        assert_eq!(r.read_from(&path).unwrap(), mem(2014736, 1541832));
+        let mut r = Reader::at(&path);
+        assert_eq!(r.read().unwrap(), mem(2014736, 1541832));
+        // Rewritten in place (as procfs renders it anew): read again
+        // through the same descriptor.
         std::fs::write(&path, MEMINFO_3_2).unwrap();
-        assert_eq!(r.read_from(&path).unwrap(), mem(1025024, 612340));
-        let e = r.read_from(&dir.join("missing")).unwrap_err();
-        assert_eq!(e.kind(), io::ErrorKind::NotFound);
-        assert!(e.to_string().contains("missing"), "{e}");
+        assert_eq!(r.read().unwrap(), mem(1025024, 612340));
+        assert!(r.file.is_some());
         // A huge file is read up to the cap only.
         let mut big = MEMINFO_6_1.as_bytes().to_vec();
         big.resize(32 << 20, b'\n');
         std::fs::write(&path, &big).unwrap();
-        assert_eq!(r.read_from(&path).unwrap(), mem(2014736, 1541832));
-        assert!(r.buf.len() as u64 <= MAX_READ);
+        assert_eq!(r.read().unwrap(), mem(2014736, 1541832));
+        assert_eq!(r.buf.len(), MAX_READ);
+        // A file of exactly one chunk, then shorter again.
+        let mut chunk = MEMINFO_3_2.as_bytes().to_vec();
+        chunk.resize(CHUNK, b'\n');
+        std::fs::write(&path, &chunk).unwrap();
+        assert_eq!(r.read().unwrap(), mem(1025024, 612340));
+        assert_eq!(r.buf.len(), CHUNK);
+        std::fs::write(&path, MEMINFO_6_1).unwrap();
+        assert_eq!(r.read().unwrap(), mem(2014736, 1541832));
+        assert_eq!(r.buf.len(), MEMINFO_6_1.len());
+        // No such file: an error naming it.
+        let mut missing = Reader::at(&dir.join("missing"));
+        let e = missing.read().unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+        assert!(e.to_string().contains("missing"), "{e}");
+        assert!(missing.file.is_none());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -12,8 +12,8 @@ use std::io;
 use std::time::Duration;
 
 use futures::stream::{self, StreamExt};
-use tokio::time::{Interval, MissedTickBehavior};
 
+use super::ticker::Ticker;
 use super::EventStream;
 use crate::state::{Event, MemoryInfo};
 
@@ -28,10 +28,6 @@ use linux::Reader;
 mod freebsd;
 #[cfg(target_os = "freebsd")]
 use freebsd::Reader;
-
-/// Shortest period accepted: `tokio::time::interval` panics on zero (the
-/// command line already refuses it; this protects other callers).
-const MIN_INTERVAL: Duration = Duration::from_millis(1);
 
 /// Memory samples: one at once, then one every `interval`; in `oneshot`
 /// mode only the first, then the stream ends. Outside `oneshot` it never
@@ -57,22 +53,14 @@ fn sampled(
                 .map(Event::Memory),
         );
     }
-    let period = interval.max(MIN_INTERVAL);
-    // The timer is made on first poll, inside the runtime.
-    let state: (Option<Interval>, _) = (None, sampler);
+    // The first tick is at once: a sample at start.
     Box::pin(stream::unfold(
-        state,
-        move |(ticker, mut sampler)| async move {
-            let mut ticker = ticker.unwrap_or_else(|| {
-                // The first tick completes at once: a sample at start.
-                let mut t = tokio::time::interval(period);
-                t.set_missed_tick_behavior(MissedTickBehavior::Delay);
-                t
-            });
+        (Ticker::new(interval), sampler),
+        |(mut ticker, mut sampler)| async move {
             loop {
                 ticker.tick().await;
                 if let Some(m) = sampler.sample() {
-                    return Some((Event::Memory(m), (Some(ticker), sampler)));
+                    return Some((Event::Memory(m), (ticker, sampler)));
                 }
             }
         },

@@ -17,6 +17,7 @@ use futures::stream;
 use pnet_datalink::NetworkInterface;
 
 use super::vif;
+use crate::collectors::ticker::Ticker;
 use crate::collectors::{Config, EventStream};
 use crate::state::{AddrFlags, Address, Event, Interface, Kind, Link};
 
@@ -26,17 +27,17 @@ pub fn stream(config: &Config) -> EventStream {
         sysfs: config.sysfs.clone(),
         known: HashMap::new(),
     };
-    let (interval, oneshot) = (config.poll_interval, config.oneshot);
+    let oneshot = config.oneshot;
+    // The first tick is at once: the initial state.
+    let ticker = Ticker::new(config.poll_interval);
     Box::pin(stream::unfold(
-        (poller, true),
-        move |(mut p, first)| async move {
-            if !first {
-                if oneshot {
-                    return None;
-                }
-                tokio::time::sleep(interval).await;
+        (poller, ticker, true),
+        move |(mut p, mut ticker, first)| async move {
+            if oneshot && !first {
+                return None;
             }
-            Some((Event::Interfaces(p.poll()), (p, false)))
+            ticker.tick().await;
+            Some((Event::Interfaces(p.poll()), (p, ticker, false)))
         },
     ))
 }

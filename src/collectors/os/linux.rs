@@ -454,13 +454,18 @@ fn read_capped(path: &Path) -> io::Result<Vec<u8>> {
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
         .open(path)?;
-    if !file.metadata()?.is_file() {
+    let meta = file.metadata()?;
+    if !meta.is_file() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "not a regular file",
         ));
     }
-    let mut bytes = Vec::new();
+    // Room for the whole file and the read that sees its end: two reads,
+    // where an empty vector made `read_to_end` start with 32 bytes and
+    // double (six reads for a 267-byte os-release).
+    let room = meta.len().min(MAX_READ) as usize + 1;
+    let mut bytes = Vec::with_capacity(room);
     file.take(MAX_READ).read_to_end(&mut bytes)?;
     Ok(bytes)
 }

@@ -64,6 +64,10 @@ const DUMP_STALL: Duration = Duration::from_secs(10);
 const RETRY_MIN: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(60);
 
+/// Up to this many links to identify are probed one by one; more, after
+/// one listing of the virtual interfaces (see [`Links::identify_dumped`]).
+const LIST_FROM: usize = 5;
+
 /// Trouble is logged as a warning at most this often (then at debug level,
 /// with a count in the next warning).
 const WARN_EVERY: Duration = Duration::from_secs(600);
@@ -86,7 +90,9 @@ pub fn stream(config: &Config) -> EventStream {
         warned: None,
         quiet: 0,
     };
-    Box::pin(stream::unfold(collector, |mut c| async move {
+    // Boxed: the state moves in and out of the stream with every event, a
+    // pointer rather than the whole collector.
+    Box::pin(stream::unfold(Box::new(collector), |mut c| async move {
         c.next().await.map(|e| (e, c))
     }))
 }
@@ -176,7 +182,9 @@ impl Collector {
     async fn dump(&mut self) -> Result<Vec<Interface>, Trouble> {
         // Whatever was not delivered yet is older than the dump.
         self.pending.clear();
-        self.drain()?;
+        if self.socket.as_ref().is_some_and(|s| s.used) {
+            self.drain()?;
+        }
         let mut dump = Dump::default();
         let mut overflowed = false;
         for request in [wire::RTM_GETLINK, wire::RTM_GETADDR] {
@@ -187,6 +195,9 @@ impl Collector {
             dump.done = false;
             wire::dump_request(&mut self.buf, request, self.seq);
             socket.io.send_to(&self.buf, &SocketAddr::new(0, 0)).await?;
+            if let Some(s) = &mut self.socket {
+                s.used = true;
+            }
             while !dump.done {
                 match tokio::time::timeout(DUMP_STALL, self.receive(Some(&mut dump))).await {
                     Ok(Ok(())) => {}
@@ -212,6 +223,7 @@ impl Collector {
                 self.links
                     .known
                     .retain(|i, _| dump.interfaces.contains_key(i));
+                self.links.identify_dumped(&mut dump);
             }
         }
         log::debug!(
@@ -341,6 +353,9 @@ struct Dump {
     done: bool,
     error: Option<i32>,
     interfaces: BTreeMap<u32, Interface>,
+    /// Links of the dump to identify once it is complete, with their names
+    /// as the kernel gave them.
+    unidentified: Vec<(u32, Box<[u8]>)>,
 }
 
 /// Sort the messages of one datagram: replies to our dump go into `dump`,
@@ -368,7 +383,7 @@ fn process(
                 }
                 wire::RTM_NEWLINK => {
                     if let Some(l) = wire::link(m.payload) {
-                        let link = links.link(&l);
+                        let link = links.dumped_link(&l, &mut d.unidentified);
                         d.interfaces.insert(link.index, Interface::new(link));
                     }
                 }
@@ -424,49 +439,100 @@ struct Known {
 }
 
 impl Links {
+    /// The link of a notification, identified at once when it is new or
+    /// renamed.
     fn link(&mut self, m: &wire::LinkMsg) -> Link {
-        let kind = if m.flags & wire::IFF_LOOPBACK != 0 {
-            Kind::Loopback
-        } else {
-            match self.known.get(&m.index) {
-                Some(k) if *k.name == *m.name => k.kind,
-                _ => {
-                    let kind = match m.info_kind {
-                        Some(b"bridge") => Kind::Bridge,
-                        Some(b"bond") => Kind::Bond,
-                        _ => vif::identify(&self.sysfs, OsStr::from_bytes(m.name)),
-                    };
-                    self.known.insert(
-                        m.index,
-                        Known {
-                            name: m.name.into(),
-                            kind,
-                        },
-                    );
-                    kind
-                }
+        let kind = match self.cached(m) {
+            Some(kind) => kind,
+            None => {
+                let name = OsStr::from_bytes(m.name);
+                let kind = vif::identify_link(&self.sysfs, name, m.info_kind);
+                self.remember(m.index, m.name.into(), kind);
+                kind
             }
         };
-        Link {
-            index: m.index,
-            name: String::from_utf8_lossy(m.name).into_owned(),
-            mac: m.mac.map(mac),
-            kind,
-            master: m.master,
-            up: m.flags & wire::IFF_UP != 0,
+        new_link(m, kind)
+    }
+
+    /// The link of a dump reply. One new or renamed is noted in
+    /// `unidentified` and, meanwhile, has the kind its link kind gives;
+    /// [`Links::identify_dumped`] settles it.
+    fn dumped_link(&mut self, m: &wire::LinkMsg, unidentified: &mut Vec<(u32, Box<[u8]>)>) -> Link {
+        let kind = self.cached(m).unwrap_or_else(|| {
+            unidentified.push((m.index, m.name.into()));
+            vif::by_link_kind(m.info_kind)
+        });
+        new_link(m, kind)
+    }
+
+    /// Identify the links of a complete link dump that are not known yet.
+    ///
+    /// The interfaces without a device are listed once, after the dump
+    /// (see [`vif::VirtualInterfaces`]), so that a dump of many virtual
+    /// links reads one directory instead of probing each link. After the
+    /// dump, not before: a name the list shows as virtual was that
+    /// device's when the list was read, so when the dumped link with that
+    /// name is another device, it was renamed after the dump, and its
+    /// rename notification (which follows the dump) identifies it again.
+    fn identify_dumped(&mut self, dump: &mut Dump) {
+        // Listing costs about as many syscalls as probing five links.
+        let virtual_interfaces = if dump.unidentified.len() > LIST_FROM {
+            vif::VirtualInterfaces::list(&self.sysfs)
+        } else {
+            vif::VirtualInterfaces::default()
+        };
+        for (index, name) in std::mem::take(&mut dump.unidentified) {
+            let Some(link) = dump.interfaces.get_mut(&index).map(|i| &mut i.link) else {
+                continue;
+            };
+            let os_name = OsStr::from_bytes(&name);
+            if !virtual_interfaces.contains(os_name) {
+                if let Some(id) = vif::vif_id(&self.sysfs, os_name) {
+                    link.kind = Kind::Vif(id);
+                }
+            }
+            self.remember(index, name, link.kind);
         }
+    }
+
+    /// The kind of a loopback link, or of one identified under the same
+    /// name.
+    fn cached(&self, m: &wire::LinkMsg) -> Option<Kind> {
+        if m.flags & wire::IFF_LOOPBACK != 0 {
+            return Some(Kind::Loopback);
+        }
+        self.known
+            .get(&m.index)
+            .filter(|k| *k.name == *m.name)
+            .map(|k| k.kind)
+    }
+
+    fn remember(&mut self, index: u32, name: Box<[u8]>, kind: Kind) {
+        self.known.insert(index, Known { name, kind });
+    }
+}
+
+fn new_link(m: &wire::LinkMsg, kind: Kind) -> Link {
+    Link {
+        index: m.index,
+        name: String::from_utf8_lossy(m.name).into_owned(),
+        mac: m.mac.map(mac),
+        kind,
+        master: m.master,
+        up: m.flags & wire::IFF_UP != 0,
     }
 }
 
 /// `aa:bb:cc:dd:ee:ff`, whatever the length of the hardware address.
 fn mac(bytes: &[u8]) -> String {
-    use std::fmt::Write;
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 3);
     for (i, b) in bytes.iter().enumerate() {
         if i > 0 {
             s.push(':');
         }
-        let _ = write!(s, "{b:02x}");
+        s.push(char::from(HEX[usize::from(b >> 4)]));
+        s.push(char::from(HEX[usize::from(b & 0xf)]));
     }
     s
 }
@@ -475,6 +541,11 @@ fn mac(bytes: &[u8]) -> String {
 struct Socket {
     io: TokioSocket,
     port: u32,
+    /// A dump was asked on it. A socket just opened needs no draining
+    /// before its first dump: nothing was lost on it, so the notifications
+    /// it holds are followed by every later one, and applied after the
+    /// dump they converge.
+    used: bool,
 }
 
 impl Socket {
@@ -493,6 +564,7 @@ impl Socket {
         Ok(Socket {
             io,
             port: addr.port_number(),
+            used: false,
         })
     }
 }
@@ -646,6 +718,111 @@ mod tests {
     }
 
     #[test]
+    fn sysfs_is_read_only_for_vifs() {
+        let root = std::env::temp_dir().join(format!("xga-netlink-kind-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let net = root.join("class/net");
+        // A fake VIF (a veth for the kernel), and a veth whose sysfs entry
+        // would say "bridge" if it were looked at.
+        let device = net.join("eth0/device");
+        std::fs::create_dir_all(&device).unwrap();
+        std::fs::write(device.join("devtype"), "vif\n").unwrap();
+        std::fs::write(device.join("nodename"), "device/vif/4\n").unwrap();
+        std::fs::create_dir_all(net.join("v1/bridge")).unwrap();
+        let mut l = Links {
+            sysfs: root.clone(),
+            known: HashMap::new(),
+        };
+        let kind = |l: &mut Links, index, name: &[u8], info_kind: &[u8]| match &run(
+            &newlink(index, name, None, info_kind),
+            l,
+            None,
+        )[..]
+        {
+            [Event::LinkUpdated(link)] => link.kind,
+            e => panic!("{e:?}"),
+        };
+        assert_eq!(kind(&mut l, 2, b"eth0", b"veth"), Kind::Vif(4));
+        assert_eq!(kind(&mut l, 3, b"v1", b"veth"), Kind::Other);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_dump_is_identified_once_complete_with_one_list_of_virtual_interfaces() {
+        let root = std::env::temp_dir().join(format!("xga-netlink-dump-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let vif = |ifname: &str, id: u32| {
+            let device = root.join("class/net").join(ifname).join("device");
+            std::fs::create_dir_all(&device).unwrap();
+            std::fs::write(device.join("devtype"), "vif\n").unwrap();
+            std::fs::write(device.join("nodename"), format!("device/vif/{id}\n")).unwrap();
+        };
+        vif("eth0", 4);
+        // Listed as virtual: never probed (this fake device, which a real
+        // sysfs would not have, proves it).
+        vif("br0", 5);
+        std::fs::create_dir_all(root.join("devices/virtual/net/br0")).unwrap();
+        let mut l = Links {
+            sysfs: root.clone(),
+            known: HashMap::new(),
+        };
+        let reply = |index, name: &[u8], kind: &[u8]| {
+            let mut m = newlink(index, name, None, kind);
+            m[8..12].copy_from_slice(&7u32.to_ne_bytes());
+            m[12..16].copy_from_slice(&1234u32.to_ne_bytes());
+            m
+        };
+        let mut buf = reply(2, b"eth0", b"veth");
+        buf.extend(reply(3, b"br0", b"bridge"));
+        // Enough virtual links for the list to be read.
+        for i in 0..LIST_FROM as u32 {
+            let name = format!("v{i}");
+            std::fs::create_dir_all(root.join("devices/virtual/net").join(&name)).unwrap();
+            buf.extend(reply(10 + i, name.as_bytes(), b"veth"));
+        }
+        let mut d = Dump {
+            seq: 7,
+            port: 1234,
+            ..Default::default()
+        };
+        run(&buf, &mut l, Some(&mut d));
+        assert_eq!(
+            d.unidentified.len(),
+            2 + LIST_FROM,
+            "identified before the end"
+        );
+        l.identify_dumped(&mut d);
+        let kinds: Vec<_> = d.interfaces.values().take(2).map(|i| i.link.kind).collect();
+        assert_eq!(kinds, [Kind::Vif(4), Kind::Bridge]);
+        assert!(d.unidentified.is_empty());
+        // Known now: the next dump identifies nothing.
+        let buf = reply(2, b"eth0", b"veth");
+        let mut d = Dump {
+            seq: 7,
+            port: 1234,
+            ..Default::default()
+        };
+        run(&buf, &mut l, Some(&mut d));
+        assert!(d.unidentified.is_empty());
+        assert_eq!(d.interfaces[&2].link.kind, Kind::Vif(4));
+        // A few new links are probed without the list: sysfs (this fake
+        // one) says what they are.
+        l.known.clear();
+        let mut buf = reply(2, b"eth0", b"veth");
+        buf.extend(reply(3, b"br0", b"bridge"));
+        let mut d = Dump {
+            seq: 7,
+            port: 1234,
+            ..Default::default()
+        };
+        run(&buf, &mut l, Some(&mut d));
+        l.identify_dumped(&mut d);
+        let kinds: Vec<_> = d.interfaces.values().map(|i| i.link.kind).collect();
+        assert_eq!(kinds, [Kind::Vif(4), Kind::Vif(5)]);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
     fn dump_replies_fill_the_snapshot_and_the_rest_waits() {
         let mut l = links();
         let mut d = Dump {
@@ -703,5 +880,7 @@ mod tests {
     fn macs() {
         assert_eq!(mac(&[0, 0x16, 0x3e, 0xab, 0xcd, 0xef]), "00:16:3e:ab:cd:ef");
         assert_eq!(mac(&[10, 0, 0, 1]), "0a:00:00:01");
+        assert_eq!(mac(&[0xff, 0x80, 0x7f]), "ff:80:7f");
+        assert_eq!(mac(&[]), "");
     }
 }

@@ -7,6 +7,7 @@
 //! (`ifconfig xn0 name lan0`) is not recognised.
 //! Bridges (`if_bridge`) and laggs are reported as `Other`.
 
+use std::collections::HashSet;
 use std::ffi::{CString, OsStr, OsString};
 use std::path::Path;
 
@@ -15,10 +16,20 @@ use crate::state::Kind;
 
 /// See [`super::identify`]. `sysfs` is meaningless here.
 pub fn identify(_sysfs: &Path, name: &OsStr) -> Kind {
-    match vif_id(name.as_encoded_bytes()) {
+    match xn_vif_id(name.as_encoded_bytes()) {
         Some(id) => Kind::Vif(id),
         None => Kind::Other,
     }
+}
+
+/// The VIF id of `name`, an `xn` interface (see [`super::identify_link`]).
+pub fn vif_id(_sysfs: &Path, name: &OsStr) -> Option<u32> {
+    xn_vif_id(name.as_encoded_bytes())
+}
+
+/// See [`super::VirtualInterfaces`]: not known on FreeBSD.
+pub fn virtual_interfaces(_sysfs: &Path) -> Option<HashSet<OsString>> {
+    None
 }
 
 /// See [`super::master`]: not known on FreeBSD.
@@ -26,7 +37,7 @@ pub fn master(_sysfs: &Path, _name: &OsStr) -> Option<OsString> {
     None
 }
 
-fn vif_id(name: &[u8]) -> Option<u32> {
+fn xn_vif_id(name: &[u8]) -> Option<u32> {
     let unit = name.strip_prefix(b"xn")?;
     if unit.is_empty() || !unit.iter().all(u8::is_ascii_digit) || unit.len() > 9 {
         return None;

@@ -4,8 +4,11 @@
 //! `devices/vif-<id>`, whose `devtype` is `vif` and whose `nodename` is its
 //! xenstore directory `device/vif/<id>` (drivers/xen/xenbus/xenbus_probe.c).
 //! A bridge has a `bridge/` directory, a bond a `bonding/` one; an enslaved
-//! interface has a `master` link to its bridge or bond.
+//! interface has a `master` link to its bridge or bond. An interface
+//! without a parent device (veth, bridge, bond, tunnel...) lives in
+//! `devices/virtual/net/<if>`, and has no `device` link.
 
+use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::Read;
@@ -19,7 +22,7 @@ pub fn identify(sysfs: &Path, name: &OsStr) -> Kind {
     let Some(dir) = interface_dir(sysfs, name) else {
         return Kind::Other;
     };
-    if let Some(id) = vif_id(&dir) {
+    if let Some(id) = device_vif_id(&dir) {
         Kind::Vif(id)
     } else if dir.join("bridge").is_dir() {
         Kind::Bridge
@@ -28,6 +31,19 @@ pub fn identify(sysfs: &Path, name: &OsStr) -> Kind {
     } else {
         Kind::Other
     }
+}
+
+/// The VIF id when the interface's device is a xenbus VIF (see
+/// [`super::identify_link`]).
+pub fn vif_id(sysfs: &Path, name: &OsStr) -> Option<u32> {
+    device_vif_id(&interface_dir(sysfs, name)?)
+}
+
+/// See [`super::VirtualInterfaces`]. The sysfs of a network namespace
+/// shows that namespace's interfaces there.
+pub fn virtual_interfaces(sysfs: &Path) -> Option<HashSet<OsString>> {
+    let entries = std::fs::read_dir(sysfs.join("devices/virtual/net")).ok()?;
+    Some(entries.filter_map(|e| Some(e.ok()?.file_name())).collect())
 }
 
 /// See [`super::master`].
@@ -46,8 +62,8 @@ fn interface_dir(sysfs: &Path, name: &OsStr) -> Option<PathBuf> {
     Some(sysfs.join("class/net").join(name))
 }
 
-/// The VIF id when the interface's device is a xenbus VIF.
-fn vif_id(dir: &Path) -> Option<u32> {
+/// The VIF id when the device of the interface in `dir` is a xenbus VIF.
+fn device_vif_id(dir: &Path) -> Option<u32> {
     let device = dir.join("device");
     let mut buf = [0u8; 64];
     if read_small(&device.join("devtype"), &mut buf)? != b"vif" {
@@ -200,5 +216,45 @@ mod tests {
         );
         assert_eq!(master(&s.0, OsStr::new("eth0")), Some("xenbr0".into()));
         assert_eq!(master(&s.0, OsStr::new("xenbr0")), None);
+    }
+
+    #[test]
+    fn with_a_link_kind_sysfs_is_asked_only_about_vifs() {
+        let s = FakeSysfs::new("kind");
+        let net = s.0.join("class/net");
+        s.device(
+            "eth0",
+            "vif-0",
+            &[("devtype", "vif\n"), ("nodename", "device/vif/0\n")],
+        );
+        fs::create_dir_all(net.join("br0/bridge")).unwrap();
+        fs::create_dir_all(net.join("bond0/bonding")).unwrap();
+        let kind =
+            |name: &str, k: Option<&[u8]>| super::super::identify_link(&s.0, OsStr::new(name), k);
+        // The xenbus device wins whatever the kind (the tests' fake VIFs
+        // are veths; a real netfront has no kind).
+        assert_eq!(kind("eth0", Some(b"veth")), Kind::Vif(0));
+        assert_eq!(kind("eth0", None), Kind::Vif(0));
+        // Bridges and bonds come from the kind; their directories are not
+        // looked at (netlink said what they are).
+        assert_eq!(kind("br0", Some(b"bridge")), Kind::Bridge);
+        assert_eq!(kind("br0", Some(b"veth")), Kind::Other);
+        assert_eq!(kind("bond0", None), Kind::Other);
+        assert_eq!(kind("eth9", Some(b"bond")), Kind::Bond);
+        assert_eq!(kind("..", Some(b"bridge")), Kind::Bridge);
+    }
+
+    #[test]
+    fn virtual_interfaces_are_listed_at_once() {
+        let s = FakeSysfs::new("virtual");
+        assert_eq!(virtual_interfaces(&s.0), None, "no list in this tree");
+        for name in ["veth0", "br0", "we ird"] {
+            fs::create_dir_all(s.0.join("devices/virtual/net").join(name)).unwrap();
+        }
+        let list = super::super::VirtualInterfaces::list(&s.0);
+        for name in ["veth0", "br0", "we ird"] {
+            assert!(list.contains(OsStr::new(name)), "{name}");
+        }
+        assert!(!list.contains(OsStr::new("eth0")));
     }
 }

@@ -1,11 +1,14 @@
 //! Xen identity of an interface, decided by what the kernel says about its
 //! device, never by its name (docs/xenstore-schema.md, "Which interfaces").
 //!
-//! Both network collectors call [`identify`] when they meet a link they do
-//! not know yet (or one that was renamed), and cache the answer per
-//! interface index: it reads a few small files and must not run per event.
+//! Both network collectors identify a link when they meet one they do not
+//! know yet (or one that was renamed), and cache the answer per interface
+//! index: it reads small files and must not run per event. The polling
+//! collector knows only names ([`identify`]); the netlink one also has the
+//! kernel's link kind ([`identify_link`]), which spares most of the files.
 
-use std::ffi::OsStr;
+use std::collections::HashSet;
+use std::ffi::{OsStr, OsString};
 use std::path::Path;
 
 use crate::state::Kind;
@@ -23,7 +26,8 @@ use linux as os;
 #[cfg(not(any(target_os = "linux", target_os = "freebsd")))]
 mod os {
     //! No way to recognise VIFs here: every interface is `Other`.
-    use std::ffi::OsStr;
+    use std::collections::HashSet;
+    use std::ffi::{OsStr, OsString};
     use std::path::Path;
 
     use crate::state::Kind;
@@ -33,6 +37,14 @@ mod os {
     }
 
     pub fn master(_sysfs: &Path, _name: &OsStr) -> Option<std::ffi::OsString> {
+        None
+    }
+
+    pub fn vif_id(_sysfs: &Path, _name: &OsStr) -> Option<u32> {
+        None
+    }
+
+    pub fn virtual_interfaces(_sysfs: &Path) -> Option<HashSet<OsString>> {
         None
     }
 }
@@ -47,6 +59,72 @@ mod os {
 /// interface is still reported, just not as a VIF.
 pub fn identify(sysfs: &Path, name: &OsStr) -> Kind {
     os::identify(sysfs, name)
+}
+
+/// What the interface `name` is, for a collector that has the kernel's
+/// link kind (rtnetlink `IFLA_INFO_KIND`: `bridge`, `bond`, `veth`,
+/// `vxlan`, `tun`..., `None` for devices without one): a VIF when the OS
+/// says its device is a Xen VIF ([`vif_id`]), else what the link kind says
+/// ([`by_link_kind`]).
+///
+/// Only the VIF question costs a look at the OS (on Linux, an `open` of
+/// sysfs `device/devtype`, which fails for devices without a parent device,
+/// and costs tens of microseconds even so): bridges and bonds are taken
+/// from the kind alone, without looking for their `bridge/` and `bonding/`
+/// directories.
+///
+/// The VIF question is asked whatever the kind. A real netfront device
+/// never has one (xen-netfront registers no `rtnl_link_ops`), so asking it
+/// only of links without a kind would spare that `open` for virtual links
+/// (veth, bridges, tunnels); but the answer would then rest on the kind,
+/// which no test outside Xen can exercise: every link that can be created
+/// in a test namespace has a kind, and the tests make their fake VIFs of
+/// veths with a fake sysfs (`--sysfs`). Asking always keeps one rule,
+/// "sysfs says it is a xenbus VIF", true in a real guest and testable
+/// anywhere; [`VirtualInterfaces`] spares the `open` for the many virtual
+/// links of a dump instead, and a link created later costs one.
+pub fn identify_link(sysfs: &Path, name: &OsStr, link_kind: Option<&[u8]>) -> Kind {
+    match vif_id(sysfs, name) {
+        Some(id) => Kind::Vif(id),
+        None => by_link_kind(link_kind),
+    }
+}
+
+/// What a link that is not a VIF is, by its kernel link kind: every kernel
+/// this agent runs on gives bridges and bonds theirs.
+pub fn by_link_kind(link_kind: Option<&[u8]>) -> Kind {
+    match link_kind {
+        Some(b"bridge") => Kind::Bridge,
+        Some(b"bond") => Kind::Bond,
+        _ => Kind::Other,
+    }
+}
+
+/// The VIF id of the interface `name` when the OS says its device is a Xen
+/// VIF (see [`identify`] for `sysfs`).
+pub fn vif_id(sysfs: &Path, name: &OsStr) -> Option<u32> {
+    os::vif_id(sysfs, name)
+}
+
+/// The interfaces known to have no device (so not to be VIFs: no need to
+/// ask [`vif_id`]), listed at once: on Linux the entries of sysfs `devices/virtual/net`, one
+/// directory read for all the veths, bridges, bonds and tunnels of a
+/// namespace instead of one failing `open` each. Empty when the list
+/// cannot be read (a fake sysfs in tests, other systems): then every
+/// interface is asked about.
+#[derive(Debug, Default)]
+pub struct VirtualInterfaces(HashSet<OsString>);
+
+impl VirtualInterfaces {
+    /// The list as the OS shows it now.
+    pub fn list(sysfs: &Path) -> Self {
+        VirtualInterfaces(os::virtual_interfaces(sysfs).unwrap_or_default())
+    }
+
+    /// Whether `name` is in the list.
+    pub fn contains(&self, name: &OsStr) -> bool {
+        self.0.contains(name)
+    }
 }
 
 /// The name of the bridge or bond `name` is enslaved to, for collectors
@@ -70,7 +148,7 @@ pub fn parse_vif_path(path: &[u8]) -> Option<u32> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_vif_path;
+    use super::*;
 
     #[test]
     fn vif_paths() {
@@ -95,5 +173,16 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
+    }
+
+    #[test]
+    fn link_kinds_without_a_vif() {
+        let nowhere = Path::new("/nonexistent");
+        let kind = |k: Option<&[u8]>| identify_link(nowhere, OsStr::new("x0"), k);
+        assert_eq!(kind(Some(b"bridge")), Kind::Bridge);
+        assert_eq!(kind(Some(b"bond")), Kind::Bond);
+        assert_eq!(kind(Some(b"veth")), Kind::Other);
+        assert_eq!(kind(Some(b"bridge_slave")), Kind::Other);
+        assert_eq!(kind(None), Kind::Other);
     }
 }

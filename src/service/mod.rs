@@ -2,21 +2,24 @@
 
 use std::io;
 
-use tokio::signal::unix::{signal, SignalKind};
+#[cfg(target_os = "linux")]
+mod linux;
+#[cfg(target_os = "linux")]
+use linux as signals;
+
+#[cfg(not(target_os = "linux"))]
+mod other;
+#[cfg(not(target_os = "linux"))]
+use other as signals;
 
 /// A future that resolves on the first SIGTERM or SIGINT.
 ///
-/// The handlers are installed before this returns, so that a signal that
-/// arrives during start-up is not lost.
+/// The signals are caught from the moment this returns, so that one that
+/// arrives during start-up is not lost. Call it before any thread is
+/// started: on Linux the signals are blocked in the calling thread, which
+/// threads started later inherit, and read from a `signalfd`.
 pub fn stop_signals() -> io::Result<impl std::future::Future<Output = ()>> {
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    Ok(async move {
-        tokio::select! {
-            _ = term.recv() => log::debug!("SIGTERM"),
-            _ = int.recv() => log::debug!("SIGINT"),
-        }
-    })
+    signals::stop_signals()
 }
 
 /// Tell the service manager that the first complete publication is done
