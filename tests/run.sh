@@ -96,7 +96,9 @@ tier_vm() {
   # The agent as the Debian package installs it: its binary and its unit.
   local deb
   deb=$(packaging/deb/build.sh) || { echo "cannot build the .deb for the VM tier" >&2; return 1; }
-  XGA_VM_CACHE=$XGA_CACHE_DIR/vm XGA_VM_DEB=$deb tests/vm/run.sh
+  # The guests' consoles stay in $XGA_CACHE_DIR/vm/runs/ (XGA_VM_QUIET=0
+  # echoes them); failed checks print what was expected and what was seen.
+  XGA_VM_QUIET=${XGA_VM_QUIET:-1} XGA_VM_CACHE=$XGA_CACHE_DIR/vm XGA_VM_DEB=$deb tests/vm/run.sh
 }
 
 passed=0 failed=0 failures=()
