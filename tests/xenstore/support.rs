@@ -323,6 +323,15 @@ impl Scenario {
             .filter(|o| o.origin.is_guest() && o.kind == Some(kind))
             .collect()
     }
+
+    /// How many times the guest tried to write a node whose path ends with
+    /// `suffix` since the last `xs.reset_ops()`.
+    pub fn write_tries(&self, suffix: &str) -> usize {
+        self.guest_ops(MsgType::Write)
+            .iter()
+            .filter(|o| o.path.as_deref().is_some_and(|p| p.ends_with(suffix)))
+            .count()
+    }
 }
 
 impl Drop for Scenario {
@@ -553,6 +562,13 @@ impl Agent {
     /// What it logged on stderr so far.
     pub fn stderr(&self) -> Vec<String> {
         self.stderr.lines.lock().unwrap().clone()
+    }
+
+    /// Panics (with its log) if it logged an error: a refused node is a
+    /// warning or less.
+    pub fn assert_no_errors(&self) {
+        let log = self.stderr();
+        assert!(!log.iter().any(|l| l.starts_with("[ERROR")), "{log:#?}");
     }
 
     /// Number of log lines containing `text`.
