@@ -178,11 +178,7 @@ fn a_thousand_address_changes_keep_slots_stable_reused_and_capped() {
     else {
         return;
     };
-    t.add_vif(0);
-    t.ip(&["addr", "add", "10.0.0.2/24", "dev", "eth0"]);
-    let base = t.base(&[]);
-    let mut agent = t.agent(&[]);
-    started(&agent);
+    let (base, mut agent) = start_on_vif0(&t);
     let primary: IpAddr = "10.0.0.2".parse().unwrap();
     let mut fams = [
         Expected::new("ipv4", 24, Some(primary)),

@@ -59,11 +59,7 @@ fn eagain_storms_below_and_above_the_retry_bound_converge_whole() {
     else {
         return;
     };
-    t.add_vif(0);
-    t.ip(&["addr", "add", "10.0.0.2/24", "dev", "eth0"]);
-    let base = t.base(&[]);
-    let mut agent = t.agent(&[]);
-    started(&agent);
+    let (base, mut agent) = start_on_vif0(&t);
     t.wait_tree(&with(&base, vif_nodes(0, &[(0, "10.0.0.2")], &[])), WAIT);
     t.xs.reset_ops();
 
@@ -144,11 +140,7 @@ fn quota_exceeded_is_logged_and_healed_once_lifted() {
     let Some(t) = Scenario::new("quota_exceeded_is_logged_and_healed_once_lifted") else {
         return;
     };
-    t.add_vif(0);
-    t.ip(&["addr", "add", "10.0.0.2/24", "dev", "eth0"]);
-    let base = t.base(&[]);
-    let mut agent = t.agent(&[]);
-    started(&agent);
+    let (base, mut agent) = start_on_vif0(&t);
     let before = with(&base, vif_nodes(0, &[(0, "10.0.0.2")], &[]));
     t.wait_tree(&before, WAIT);
 
@@ -185,11 +177,7 @@ fn slow_replies_delay_but_do_not_break_publication() {
     let Some(t) = Scenario::new("slow_replies_delay_but_do_not_break_publication") else {
         return;
     };
-    t.add_vif(0);
-    t.ip(&["addr", "add", "10.0.0.2/24", "dev", "eth0"]);
-    let base = t.base(&[]);
-    let mut agent = t.agent(&[]);
-    started(&agent);
+    let (base, mut agent) = start_on_vif0(&t);
     t.wait_tree(&with(&base, vif_nodes(0, &[(0, "10.0.0.2")], &[])), WAIT);
 
     // Every request takes 200 ms: changes made meanwhile coalesce.

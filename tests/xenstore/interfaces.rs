@@ -12,11 +12,7 @@ fn a_vif_hot_unplugged_leaves_nothing_behind() {
     let Some(t) = Scenario::new("a_vif_hot_unplugged_leaves_nothing_behind") else {
         return;
     };
-    t.add_vif(0);
-    t.ip(&["addr", "add", "10.0.0.2/24", "dev", "eth0"]);
-    let base = t.base(&[]);
-    let mut agent = t.agent(&[]);
-    started(&agent);
+    let (base, mut agent) = start_on_vif0(&t);
     let vif0 = vif_nodes(0, &[(0, "10.0.0.2")], &[]);
     t.wait_tree(&with(&base, vif0.clone()), WAIT);
 

@@ -40,6 +40,18 @@ fn watched(home: &str, watches: &[test_xenstored::WatchInfo]) -> bool {
         && ours.iter().all(|w| w.conn == ours[0].conn)
 }
 
+/// The common start: VIF 0 (`eth0`) with 10.0.0.2/24, the agent with
+/// default options until its first complete publication; returns what the
+/// host-dependent part of the tree is (`Scenario::base`) and the agent.
+fn start_on_vif0(t: &Scenario) -> (std::collections::BTreeMap<String, String>, Agent) {
+    t.add_vif(0);
+    t.ip(&["addr", "add", "10.0.0.2/24", "dev", "eth0"]);
+    let base = t.base(&[]);
+    let agent = t.agent(&[]);
+    started(&agent);
+    (base, agent)
+}
+
 /// Wait for the first complete publication.
 fn started(agent: &Agent) {
     agent.wait_log("first complete publication done", WAIT);

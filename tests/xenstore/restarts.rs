@@ -101,11 +101,7 @@ fn xenstored_restarts_and_dropped_connections_again_and_again() {
     else {
         return;
     };
-    t.add_vif(0);
-    t.ip(&["addr", "add", "10.0.0.2/24", "dev", "eth0"]);
-    let base = t.base(&[]);
-    let mut agent = t.agent(&[]);
-    started(&agent);
+    let (base, mut agent) = start_on_vif0(&t);
     let mut v4 = vec![(0, "10.0.0.2".to_string())];
     let vif = |v4: &[(usize, String)]| {
         let v4: Vec<(usize, &str)> = v4.iter().map(|(n, a)| (*n, a.as_str())).collect();
