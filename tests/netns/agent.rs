@@ -23,8 +23,20 @@ pub struct Agent {
 impl Agent {
     /// Start the agent in `ns` with the test arguments plus `extra`.
     pub fn start(ns: &Netns, extra: &[&str]) -> Agent {
+        Self::start_with(ns, &[], extra)
+    }
+
+    /// [`Agent::start`] as root without any capability, as the shipped
+    /// systemd unit runs it (`CapabilityBoundingSet=` empty).
+    pub fn start_without_capabilities(ns: &Netns, extra: &[&str]) -> Agent {
+        let drop = ["setpriv", "--bounding-set=-all", "--inh-caps=-all", "--"];
+        Self::start_with(ns, &drop, extra)
+    }
+
+    fn start_with(ns: &Netns, launcher: &[&str], extra: &[&str]) -> Agent {
         let mut child = Command::new("ip")
             .args(["netns", "exec", &ns.name])
+            .args(launcher)
             .arg(env!("CARGO_BIN_EXE_xen-guest-agent"))
             .args([
                 "--publisher",

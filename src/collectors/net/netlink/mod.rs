@@ -68,6 +68,10 @@ const RETRY_MAX: Duration = Duration::from_secs(60);
 /// one listing of the virtual interfaces (see [`Links::identify_dumped`]).
 const LIST_FROM: usize = 5;
 
+/// First and longest pause before dumping again after an interrupted dump.
+const INTERRUPTED_MIN: Duration = Duration::from_millis(10);
+const INTERRUPTED_MAX: Duration = Duration::from_secs(1);
+
 /// Trouble is logged as a warning at most this often (then at debug level,
 /// with a count in the next warning).
 const WARN_EVERY: Duration = Duration::from_secs(600);
@@ -87,6 +91,7 @@ pub fn stream(config: &Config) -> EventStream {
         resync: true,
         finished: false,
         retry: RETRY_MIN,
+        interrupted: INTERRUPTED_MIN,
         warned: None,
         quiet: 0,
     };
@@ -102,6 +107,10 @@ pub fn stream(config: &Config) -> EventStream {
 enum Trouble {
     /// The receive buffer overflowed: notifications were lost.
     Overflow,
+    /// The interfaces changed during a dump (`NLM_F_DUMP_INTR`): dump
+    /// again on the same socket, after a short pause (a storm of changes
+    /// would interrupt every dump).
+    Interrupted,
     /// A datagram could not be parsed, or a dump failed or stalled (the
     /// socket is reopened).
     LostSync(String),
@@ -135,6 +144,8 @@ struct Collector {
     finished: bool,
     /// Wait before the next reopening.
     retry: Duration,
+    /// Wait before dumping again after an interrupted dump.
+    interrupted: Duration,
     /// When trouble was last logged as a warning, and how many were logged
     /// quietly since.
     warned: Option<Instant>,
@@ -211,11 +222,15 @@ impl Collector {
                     }
                 }
             }
-            if let Some(code) = dump.error {
-                return Err(Trouble::LostSync(format!(
-                    "the kernel refused a netlink dump: {}",
-                    io::Error::from_raw_os_error(code.wrapping_neg())
-                )));
+            match dump.error {
+                None => {}
+                Some(code) if code == -libc::EINTR => return Err(Trouble::Interrupted),
+                Some(code) => {
+                    return Err(Trouble::LostSync(format!(
+                        "the kernel did not complete a netlink dump: {}",
+                        io::Error::from_raw_os_error(code.wrapping_neg())
+                    )))
+                }
             }
             if request == wire::RTM_GETLINK {
                 // Forget links that are gone (their removal may have been
@@ -243,6 +258,7 @@ impl Collector {
         } else {
             self.retry = RETRY_MIN;
         }
+        self.interrupted = INTERRUPTED_MIN;
         self.resync = overflowed;
         Ok(dump.interfaces.into_values().collect())
     }
@@ -296,8 +312,15 @@ impl Collector {
     /// Log `t` (once in a while), then get ready to resync: at once after
     /// an overflow, else with a new socket after a growing delay.
     async fn trouble(&mut self, t: Trouble) {
-        self.note(&t);
         self.pending.clear();
+        if let Trouble::Interrupted = t {
+            log::debug!("a netlink dump was interrupted by changes; dumping again");
+            self.resync = true;
+            tokio::time::sleep(self.interrupted).await;
+            self.interrupted = (self.interrupted * 2).min(INTERRUPTED_MAX);
+            return;
+        }
+        self.note(&t);
         if self.oneshot {
             log::error!("no network facts collected (--oneshot does not retry)");
             self.finished = true;
@@ -323,6 +346,7 @@ impl Collector {
                 "netlink notifications were lost (receive buffer full)".to_string()
             }
             Trouble::LostSync(why) => why.clone(),
+            Trouble::Interrupted => "a netlink dump was interrupted".to_string(),
             Trouble::Socket(e) => format!("netlink socket error: {e}"),
         };
         if self.warned.is_some_and(|at| at.elapsed() < WARN_EVERY) {
@@ -373,8 +397,18 @@ fn process(
             .as_deref_mut()
             .filter(|d| d.seq == m.seq && d.port == m.port)
         {
+            if m.flags & wire::NLM_F_DUMP_INTR != 0 {
+                // Not a snapshot: see NLM_F_DUMP_INTR. Finish reading it,
+                // then dump again.
+                d.error.get_or_insert(-libc::EINTR);
+            }
             match m.kind {
-                wire::NLMSG_DONE => d.done = true,
+                wire::NLMSG_DONE => {
+                    d.done = true;
+                    if let Some(code) = wire::error_code(m.payload).filter(|&c| c < 0) {
+                        d.error.get_or_insert(code);
+                    }
+                }
                 wire::NLMSG_ERROR => {
                     d.done = true;
                     d.error = wire::error_code(m.payload)
@@ -570,8 +604,9 @@ impl Socket {
 }
 
 /// `SO_RCVBUFFORCE` (not capped by `net.core.rmem_max`, needs
-/// `CAP_NET_ADMIN`), else `SO_RCVBUF`. Failing both leaves the default:
-/// overflows are handled anyway, only more often.
+/// `CAP_NET_ADMIN`, which the shipped unit does not grant), else
+/// `SO_RCVBUF`. Says once what was obtained when it is less: a burst
+/// beyond the buffer costs a full re-dump, nothing is lost.
 fn set_receive_buffer(fd: std::os::fd::RawFd) {
     let set = |option| {
         // SAFETY: a valid socket, an int option value and its size.
@@ -585,12 +620,34 @@ fn set_receive_buffer(fd: std::os::fd::RawFd) {
             ) == 0
         }
     };
-    if !set(SO_RCVBUFFORCE) && !set(libc::SO_RCVBUF) {
-        log::debug!(
-            "cannot enlarge the netlink receive buffer: {}",
-            io::Error::last_os_error()
-        );
+    if set(SO_RCVBUFFORCE) {
+        return;
     }
+    let forced = io::Error::last_os_error();
+    set(libc::SO_RCVBUF);
+    let mut size: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: a valid socket, an int and its size.
+    let read = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&mut size as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    } == 0;
+    // The kernel reports twice what it grants the data (bookkeeping).
+    static SAID: std::sync::Once = std::sync::Once::new();
+    SAID.call_once(|| {
+        log::info!(
+            "netlink receive buffer: {} KiB of the {} KiB asked for (SO_RCVBUFFORCE: {forced}; \
+             capped by net.core.rmem_max): a burst of changes beyond it costs a full re-dump, \
+             nothing is lost",
+            if read { size / 2 / 1024 } else { 0 },
+            RECEIVE_BUFFER / 1024
+        );
+    });
 }
 
 /// Not in `libc` for every Linux target; 33 on all but MIPS, SPARC, PA-RISC
@@ -865,6 +922,46 @@ mod tests {
             .0;
         run(&err, &mut l, Some(&mut d));
         assert_eq!((d.done, d.error), (true, Some(-libc::EBUSY)));
+    }
+
+    #[test]
+    fn a_dump_that_ends_in_error_or_interrupted_is_not_complete() {
+        // NLMSG_DONE carries the dump's status: negative means it broke
+        // off and what came before is partial.
+        let mut l = links();
+        let mut d = Dump {
+            seq: 9,
+            port: 1234,
+            ..Default::default()
+        };
+        let done = Builder::default()
+            .begin(wire::NLMSG_DONE, 9, 1234, &(-libc::EMSGSIZE).to_ne_bytes())
+            .end()
+            .0;
+        run(&done, &mut l, Some(&mut d));
+        assert_eq!((d.done, d.error), (true, Some(-libc::EMSGSIZE)));
+
+        // NLM_F_DUMP_INTR on a reply: the table changed during the dump,
+        // which may have skipped an entry that never changed (so no
+        // notification will bring it).
+        let mut d = Dump {
+            seq: 10,
+            port: 1234,
+            ..Default::default()
+        };
+        let mut reply = newlink(2, b"eth0", None, b"");
+        reply[6..8].copy_from_slice(&wire::NLM_F_DUMP_INTR.to_ne_bytes());
+        reply[8..12].copy_from_slice(&10u32.to_ne_bytes());
+        reply[12..16].copy_from_slice(&1234u32.to_ne_bytes());
+        reply.extend(
+            Builder::default()
+                .begin(wire::NLMSG_DONE, 10, 1234, &[0; 4])
+                .end()
+                .0,
+        );
+        run(&reply, &mut l, Some(&mut d));
+        assert!(d.done);
+        assert!(d.error.is_some(), "an interrupted dump counts as failed");
     }
 
     #[test]

@@ -31,6 +31,9 @@ pub const RTMGRP_IPV6_IFADDR: u32 = 0x100;
 
 const NLM_F_REQUEST: u16 = 0x1;
 const NLM_F_DUMP: u16 = 0x300;
+/// Set on dump replies when the table changed during the dump: the dump
+/// may have skipped entries.
+pub const NLM_F_DUMP_INTR: u16 = 0x10;
 const NLMSG_HDRLEN: usize = 16;
 const NLA_HDRLEN: usize = 4;
 const NLA_TYPE_MASK: u16 = 0x3fff;
@@ -66,6 +69,8 @@ const IFA_F_TENTATIVE: u32 = 0x40;
 pub struct Message<'a> {
     /// `nlmsg_type`.
     pub kind: u16,
+    /// `nlmsg_flags`.
+    pub flags: u16,
     /// `nlmsg_seq`: ours for dump replies.
     pub seq: u32,
     /// `nlmsg_pid`: our port for dump replies, the requester's for
@@ -88,6 +93,7 @@ pub fn messages(datagram: &[u8]) -> impl Iterator<Item = Result<Message<'_>, ()>
             Some(len) if len >= NLMSG_HDRLEN && len <= rest.len() => {
                 let m = Message {
                     kind: u16_at(rest, 4),
+                    flags: u16_at(rest, 6),
                     seq: u32_at(rest, 8),
                     port: u32_at(rest, 12),
                     payload: &rest[NLMSG_HDRLEN..len],
@@ -103,7 +109,8 @@ pub fn messages(datagram: &[u8]) -> impl Iterator<Item = Result<Message<'_>, ()>
     })
 }
 
-/// The error code of an `NLMSG_ERROR` payload (0 is an acknowledgement).
+/// The error code of an `NLMSG_ERROR` payload (0 is an acknowledgement),
+/// or the status of an `NLMSG_DONE` (negative when the dump broke off).
 pub fn error_code(payload: &[u8]) -> Option<i32> {
     payload.get(0..4).map(|b| u32_at(b, 0) as i32)
 }
