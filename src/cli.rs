@@ -7,7 +7,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, ValueEnum};
 
 /// Where the collected facts go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -141,6 +142,7 @@ pub struct Cli {
     pub memory_interval: Duration,
 
     /// Seconds between two polls of the interface list (pnet collector).
+    #[cfg(feature = "net_pnet")]
     #[arg(long, value_name = "SECONDS", default_value = "60", value_parser = seconds)]
     pub poll_interval: Duration,
 
@@ -164,12 +166,86 @@ pub struct Cli {
     pub sysfs: PathBuf,
 }
 
-/// A whole number of seconds, at least 1 (a zero period would spin).
+/// Longest period accepted: a day. Beyond it no sampling is meaningful,
+/// and a deadline far enough ahead would overflow the clock.
+const MAX_SECONDS: u64 = 86_400;
+
+/// A whole number of seconds, at least 1 (a zero period would spin), at
+/// most [`MAX_SECONDS`].
 fn seconds(s: &str) -> Result<Duration, String> {
     match s.parse::<u64>() {
         Ok(0) => Err("must be at least 1".into()),
+        Ok(n) if n > MAX_SECONDS => Err(format!("must be at most {MAX_SECONDS} (a day)")),
         Ok(n) => Ok(Duration::from_secs(n)),
+        Err(_) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+            Err(format!("must be at most {MAX_SECONDS} (a day)"))
+        }
         Err(_) => Err(format!("`{s}` is not a whole number of seconds")),
+    }
+}
+
+impl Cli {
+    /// The command line of this process; exits with a message (status 2)
+    /// when it is wrong, as clap does.
+    pub fn from_env() -> Cli {
+        Self::try_from_args(std::env::args_os()).unwrap_or_else(|e| e.exit())
+    }
+
+    /// Parse `args` (the program name first) and refuse options given on
+    /// the command line that do not apply to what was chosen: an option
+    /// that silently does nothing misleads whoever wrote it. (Values from
+    /// the environment are defaults for whatever runs, and are not
+    /// refused.)
+    pub fn try_from_args<I, T>(args: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let mut command = Cli::command();
+        let matches = command.try_get_matches_from_mut(args)?;
+        let cli = Cli::from_arg_matches(&matches)?;
+        cli.check_applies(&matches)
+            .map_err(|msg| command.error(clap::error::ErrorKind::ArgumentConflict, msg))?;
+        Ok(cli)
+    }
+
+    fn check_applies(&self, matches: &ArgMatches) -> Result<(), String> {
+        let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
+        let refuse =
+            |options: &[(&str, &str)], why: &str| match options.iter().find(|(id, _)| given(id)) {
+                Some((_, option)) => Err(format!("{option} applies only {why}")),
+                None => Ok(()),
+            };
+        if self.publisher == PublisherKind::Stdout {
+            refuse(
+                &[
+                    ("dry_run", "--dry-run"),
+                    ("schema", "--schema"),
+                    ("max_addresses", "--max-addresses"),
+                    ("no_feature_balloon", "--no-feature-balloon"),
+                ],
+                "to the xenstore publisher (--publisher xenstore)",
+            )?;
+        } else {
+            refuse(
+                &[("format", "--format")],
+                "to the stdout publisher (--publisher stdout; --dry-run prints xenstore operations)",
+            )?;
+        }
+        if self.network == Network::None {
+            refuse(
+                &[("sysfs", "--sysfs")],
+                "with a network collector (--network is none)",
+            )?;
+        }
+        #[cfg(feature = "net_pnet")]
+        if self.network != Network::Pnet {
+            refuse(
+                &[("poll_interval", "--poll-interval")],
+                "to the pnet collector (--network pnet)",
+            )?;
+        }
+        Ok(())
     }
 }
 

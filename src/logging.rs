@@ -68,7 +68,12 @@ pub fn init(to_stderr: bool, level: LevelFilter) {
     let mut builder = env_filter::Builder::new();
     builder.filter_level(level);
     let mut rust_log_error = None;
-    if let Ok(spec) = std::env::var("RUST_LOG") {
+    // A blank RUST_LOG (an easy line to leave in /etc/default) counts as
+    // unset: parsed, it would turn every log line off.
+    if let Some(spec) = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+    {
         let mut b = env_filter::Builder::new();
         match b.try_parse(&spec) {
             Ok(_) => builder = b,

@@ -3,14 +3,12 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 use xen_guest_agent::cli::{Cli, PublisherKind};
 use xen_guest_agent::publishers::{stdout::Stdout, Publisher};
 use xen_guest_agent::{agent, collectors, logging, service};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::from_env();
     logging::init(cli.stderr, cli.loglevel.into());
     // One thread is all this workload needs: collectors wait on the kernel,
     // and so do the xenstore publisher's watches. Its blocking libxenstore
@@ -23,8 +21,9 @@ fn main() -> ExitCode {
         .build()
     {
         Ok(rt) => rt,
-        Err(e) => return fatal(&format!("cannot start the runtime: {e}")),
+        Err(e) => return fatal(&format!("cannot start the runtime: {e}"), cli.stderr),
     };
+    let to_stderr = cli.stderr;
     let result = runtime.block_on(run(cli));
     // Nothing may keep the process from exiting (dropping the runtime
     // would wait for blocking tasks; a hung xenstore call on the
@@ -32,15 +31,17 @@ fn main() -> ExitCode {
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fatal(&e),
+        Err(e) => fatal(&e, to_stderr),
     }
 }
 
 /// Report an error that stops the agent where the user will see it: in the
-/// log, and on stderr when the log is syslog.
-fn fatal(msg: &str) -> ExitCode {
+/// log, and also on stderr when the log is syslog.
+fn fatal(msg: &str, logged_to_stderr: bool) -> ExitCode {
     log::error!("{msg}");
-    eprintln!("xen-guest-agent: {msg}");
+    if !logged_to_stderr {
+        eprintln!("xen-guest-agent: {msg}");
+    }
     ExitCode::FAILURE
 }
 
@@ -57,6 +58,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     };
     let config = collectors::Config {
         memory_interval: cli.memory_interval,
+        #[cfg(feature = "net_pnet")]
         poll_interval: cli.poll_interval,
         network: cli.network,
         sysfs: cli.sysfs.clone(),

@@ -34,6 +34,7 @@ pub struct Config {
     /// Period of memory sampling.
     pub memory_interval: Duration,
     /// Period of interface polling (polling collectors only).
+    #[cfg(feature = "net_pnet")]
     pub poll_interval: Duration,
     /// Which network collector to run.
     pub network: Network,

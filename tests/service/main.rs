@@ -135,3 +135,131 @@ fn oneshot_prints_the_initial_state_and_exits() {
         .collect();
     assert_eq!(kinds, ["\"os\"", "\"kernel\"", "\"memory\""], "{stdout}");
 }
+
+/// The agent's exit status and standard error for `args`.
+fn run_with(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
+    // --oneshot: an agent that wrongly accepts the options ends anyway.
+    let mut cmd = Command::new(AGENT);
+    cmd.args(args)
+        .arg("--oneshot")
+        .env_remove("RUST_LOG")
+        .env_remove("XENSTORE_SCHEMA");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_blank_rust_log_is_taken_as_unset() {
+    // `RUST_LOG=` is an easy line to leave in /etc/default/xen-guest-agent:
+    // it must not silence the log.
+    let args = ["--publisher", "stdout", "--network", "none", "-s"];
+    for blank in ["", " "] {
+        let (code, err) = run_with(
+            &[&args[..], &["-l", "debug"]].concat(),
+            &[("RUST_LOG", blank)],
+        );
+        assert_eq!(code, Some(0), "{err}");
+        assert!(
+            err.contains("[DEBUG "),
+            "RUST_LOG={blank:?} silenced the log:\n{err}"
+        );
+        assert!(
+            !err.contains("RUST_LOG"),
+            "a blank RUST_LOG is not worth a warning:\n{err}"
+        );
+    }
+}
+
+#[test]
+fn options_that_do_not_apply_are_refused_with_the_reason() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["--publisher", "stdout", "--dry-run"], "--dry-run"),
+        (&["--publisher", "stdout", "--schema", "rfc"], "--schema"),
+        (
+            &["--publisher", "stdout", "--max-addresses", "4"],
+            "--max-addresses",
+        ),
+        (
+            &["--publisher", "stdout", "--no-feature-balloon"],
+            "--no-feature-balloon",
+        ),
+        (&["--dry-run", "--format", "json"], "--format"),
+        (
+            &[
+                "--publisher",
+                "stdout",
+                "--network",
+                "none",
+                "--sysfs",
+                "/x",
+            ],
+            "--sysfs",
+        ),
+    ];
+    for (args, option) in cases {
+        let (code, err) = run_with(args, &[]);
+        assert_eq!(code, Some(2), "{args:?} accepted:\n{err}");
+        assert!(
+            err.contains(option),
+            "{args:?}: the error does not name {option}:\n{err}"
+        );
+        assert!(
+            err.contains("only"),
+            "{args:?}: the error does not say why:\n{err}"
+        );
+    }
+    // The environment's defaults (the unit's /etc/default file) are not
+    // errors when debugging with the stdout publisher.
+    let (code, err) = run_with(
+        &["--publisher", "stdout", "--network", "none", "-s"],
+        &[("XENSTORE_SCHEMA", "rfc")],
+    );
+    assert_eq!(code, Some(0), "{err}");
+}
+
+#[test]
+fn huge_intervals_are_refused_not_overflowed() {
+    for option in ["--memory-interval", "--poll-interval"] {
+        let (code, err) = run_with(
+            &["--publisher", "stdout", option, "18446744073709551615"],
+            &[],
+        );
+        if err.contains("unexpected argument") {
+            continue; // --poll-interval exists only with the pnet collector
+        }
+        assert_eq!(code, Some(2), "{option}: {err}");
+        assert!(err.contains("at most"), "{option}: {err}");
+    }
+}
+
+#[test]
+fn a_fatal_error_is_printed_once_with_stderr_logging() {
+    // A publisher that cannot publish at all: standard output refusing
+    // writes is fatal for the stdout publisher.
+    let out = Command::new(AGENT)
+        .args([
+            "--publisher",
+            "stdout",
+            "--network",
+            "none",
+            "--oneshot",
+            "-s",
+        ])
+        .env_remove("RUST_LOG")
+        .stdout(std::fs::File::create("/dev/full").unwrap()) // writes fail: ENOSPC
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let fatal: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("cannot publish"))
+        .collect();
+    assert_eq!(fatal.len(), 1, "printed {} times:\n{err}", fatal.len());
+}
