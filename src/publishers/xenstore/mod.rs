@@ -37,6 +37,7 @@ pub mod libxs;
 pub mod memtree;
 pub mod plan;
 pub mod rfc;
+pub mod schedule;
 pub mod schema;
 pub mod slots;
 // Not `mod std`: it would shadow the standard library in this module's paths.
