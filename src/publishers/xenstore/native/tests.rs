@@ -81,6 +81,11 @@ fn request(c: &mut UnixStream) -> Req {
     Req::parse(&m)
 }
 
+/// Keep the connection open until the client closes its end.
+fn hold(c: &mut UnixStream) {
+    let _ = c.read_to_end(&mut Vec::new());
+}
+
 /// A fake xenstored on a fresh socket: `serve` gets its one connection.
 struct Fake {
     dir: PathBuf,
@@ -316,7 +321,6 @@ async fn requests_over_the_limits_are_answered_here_and_never_sent() {
 /// closes the connection if `close`); the client must give up with a
 /// message containing `says`, and stay unusable.
 async fn fault(bad: impl FnOnce(&Req) -> Vec<u8> + Send + 'static, close: bool, says: &str) {
-    let (done, wait) = mpsc::channel::<()>();
     let (fake, places) = Fake::start(move |mut c| {
         // Both requests read (a socket closed with unread bytes is
         // reset, and the reply lost with it).
@@ -324,8 +328,7 @@ async fn fault(bad: impl FnOnce(&Req) -> Vec<u8> + Send + 'static, close: bool, 
         let _ = request(&mut c);
         c.write_all(&bad(&r)).unwrap();
         if !close {
-            // Stay open until the client has given up.
-            let _ = wait.recv();
+            hold(&mut c);
         }
     });
     let mut client = connect(&places).await;
@@ -349,7 +352,7 @@ async fn fault(bad: impl FnOnce(&Req) -> Vec<u8> + Send + 'static, close: bool, 
     let again = client.next_event().await.unwrap_err();
     assert_eq!(again, lost, "unusable after a loss");
     assert_eq!(client.batch(&[read], later()).await.unwrap_err(), lost);
-    drop(done);
+    drop(client);
     fake.join();
 }
 
@@ -405,7 +408,7 @@ async fn a_malformed_reply_is_a_loss() {
     let (fake, places) = Fake::start(|mut c| {
         let r = request(&mut c);
         c.write_all(&r.reply(b"x5\0")).unwrap();
-        let _ = c.read(&mut [0]);
+        hold(&mut c);
     });
     let mut client = connect(&places).await;
     let get = Request::GetPerms {
@@ -445,7 +448,7 @@ async fn a_reply_between_batches_is_a_loss() {
         c.write_all(&r.reply(b"v")).unwrap();
         wait.recv().unwrap();
         c.write_all(&r.reply(b"v")).unwrap();
-        let _ = c.read(&mut [0]);
+        hold(&mut c);
     });
     let mut client = connect(&places).await;
     let read = Request::Read { tx: 0, path: "a" };
@@ -459,13 +462,12 @@ async fn a_reply_between_batches_is_a_loss() {
 
 #[tokio::test]
 async fn no_reply_by_the_deadline_is_a_loss() {
-    let (done, wait) = mpsc::channel::<()>();
     let (fake, places) = Fake::start(move |mut c| {
         let r = request(&mut c);
         let _ = request(&mut c);
         // Only the first is answered; then silence.
         c.write_all(&r.reply(b"v")).unwrap();
-        let _ = wait.recv();
+        hold(&mut c);
     });
     let mut client = connect(&places).await;
     let read = Request::Read { tx: 0, path: "a" };
@@ -478,16 +480,15 @@ async fn no_reply_by_the_deadline_is_a_loss() {
     );
     assert!(Instant::now() >= deadline);
     assert_eq!(client.next_event().await.unwrap_err(), lost);
-    drop(done);
+    drop(client);
     fake.join();
 }
 
 #[tokio::test]
 async fn a_cancelled_batch_leaves_the_client_unusable() {
-    let (done, wait) = mpsc::channel::<()>();
     let (fake, places) = Fake::start(move |mut c| {
         let _ = request(&mut c);
-        let _ = wait.recv();
+        hold(&mut c);
     });
     let mut client = connect(&places).await;
     let read = Request::Read { tx: 0, path: "a" };
@@ -497,7 +498,7 @@ async fn a_cancelled_batch_leaves_the_client_unusable() {
     let lost = client.next_event().await.unwrap_err();
     assert!(lost.to_string().contains("cancelled"), "{lost}");
     assert_eq!(client.batch(&[read], later()).await.unwrap_err(), lost);
-    drop(done);
+    drop(client);
     fake.join();
 }
 
@@ -519,7 +520,7 @@ async fn next_event_loses_nothing_when_cancelled() {
         for piece in all.chunks(3) {
             c.write_all(piece).unwrap();
         }
-        let _ = c.read(&mut [0]);
+        hold(&mut c);
     });
     let mut client = connect(&places).await;
     // Cancelled while half an event is read.
@@ -561,14 +562,13 @@ async fn next_event_loses_nothing_when_cancelled() {
 
 #[tokio::test]
 async fn events_nobody_takes_are_a_loss_past_a_limit() {
-    let (done, wait) = mpsc::channel::<()>();
     let (fake, places) = Fake::start(move |mut c| {
         let r = request(&mut c);
         for _ in 0..1025 {
             c.write_all(&event("data", "t")).unwrap();
         }
         c.write_all(&r.reply(b"v")).unwrap();
-        let _ = wait.recv();
+        hold(&mut c);
     });
     let mut client = connect(&places).await;
     let read = Request::Read { tx: 0, path: "a" };
@@ -577,7 +577,7 @@ async fn events_nobody_takes_are_a_loss_past_a_limit() {
         lost.to_string().contains("over 1024 watch events"),
         "{lost}"
     );
-    drop(done);
+    drop(client);
     fake.join();
 }
 
