@@ -195,7 +195,7 @@ impl Client {
     async fn exchange(&mut self, reqs: &[Request<'_>]) -> Result<(), String> {
         let n = u32::try_from(reqs.len()).map_err(|_| "a batch too large".to_string())?;
         // Ids are never 0 and consecutive within a batch.
-        if self.next_id.checked_add(n).is_none() {
+        if u32::MAX - self.next_id <= n {
             self.next_id = 1;
         }
         self.first_id = self.next_id;
@@ -205,7 +205,8 @@ impl Client {
         self.out.clear();
         let device = self.conn.get_ref().is_device();
         let payload_max = self.conn.get_ref().payload_max();
-        for (req_id, req) in (self.first_id..).zip(reqs) {
+        for (i, req) in reqs.iter().enumerate() {
+            let req_id = self.first_id + i as u32;
             let mut answer = None;
             if let Request::TransactionEnd { tx, .. } = *req {
                 // Once its end is sent, the transaction is over, whatever
@@ -391,6 +392,11 @@ impl Client {
     pub(super) fn on(channel: Channel) -> Client {
         let conn = transport::register(channel).expect("a channel the reactor takes");
         Client::new(conn, PathBuf::from("test"))
+    }
+
+    /// The id of the next request.
+    pub(super) fn set_next_id(&mut self, id: u32) {
+        self.next_id = id;
     }
 
     /// Bytes read of a message not complete yet.

@@ -317,6 +317,23 @@ async fn requests_over_the_limits_are_answered_here_and_never_sent() {
     fake.join();
 }
 
+#[tokio::test]
+async fn request_ids_wrap_around_and_are_never_0() {
+    let (fake, places) = Fake::start(|mut c| {
+        for want in [u32::MAX - 4, u32::MAX - 3, 1, 2] {
+            let r = request(&mut c);
+            assert_eq!(r.req_id, want);
+            c.write_all(&r.reply(b"v")).unwrap();
+        }
+    });
+    let (mut client, read) = (connect(&places).await, Request::Read { tx: 0, path: "a" });
+    client.set_next_id(u32::MAX - 4);
+    assert_eq!(client.batch(&[read; 2], later()).await.unwrap().len(), 2);
+    // Ids up to u32::MAX - 1 would do, but not the one after: from 1 again.
+    assert_eq!(client.batch(&[read; 2], later()).await.unwrap().len(), 2);
+    fake.join();
+}
+
 /// A fake xenstored that answers the first request with `bad` (then
 /// closes the connection if `close`); the client must give up with a
 /// message containing `says`, and stay unusable.
