@@ -581,10 +581,11 @@ async fn next_event_loses_nothing_when_cancelled() {
 async fn events_nobody_takes_are_a_loss_past_a_limit() {
     let (fake, places) = Fake::start(move |mut c| {
         let r = request(&mut c);
+        // The client may give up (and close) before all is written.
         for _ in 0..1025 {
-            c.write_all(&event("data", "t")).unwrap();
+            let _ = c.write_all(&event("data", "t"));
         }
-        c.write_all(&r.reply(b"v")).unwrap();
+        let _ = c.write_all(&r.reply(b"v"));
         hold(&mut c);
     });
     let mut client = connect(&places).await;
