@@ -35,6 +35,7 @@ pub mod guest;
 pub mod libxenstore;
 pub mod libxs;
 pub mod memtree;
+pub mod native;
 pub mod plan;
 pub mod rfc;
 pub mod schedule;

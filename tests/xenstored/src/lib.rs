@@ -50,5 +50,5 @@ pub use domain::DomainConfig;
 pub use oplog::{ConnId, OpLogExt, OpRecord, Origin};
 pub use ops::Limits;
 pub use server::{Builder, NodeInfo, Server, View};
-pub use store::WatchInfo;
+pub use store::{Corruption, WatchInfo};
 pub use wire::{Errno, MsgType};

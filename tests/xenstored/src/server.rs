@@ -19,7 +19,7 @@ use crate::oplog::{ConnId, OpRecord};
 use crate::ops::Limits;
 use crate::path;
 use crate::perms::Perms;
-use crate::store::{Role, Store, WatchInfo};
+use crate::store::{Corruption, Out, Role, Store, WatchInfo};
 use crate::wire::{self, Errno, MsgType};
 
 /// Configures and starts a [`Server`].
@@ -143,7 +143,7 @@ impl Inner {
 
     fn serve(self: &Arc<Self>, stream: UnixStream, role: Role) -> io::Result<()> {
         let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = mpsc::channel::<Vec<u8>>();
+        let (tx, rx) = mpsc::channel::<Out>();
         let mut writer = stream.try_clone()?;
         let mut reader = stream.try_clone()?;
         self.lock().add_conn(id, role, tx, stream);
@@ -151,9 +151,19 @@ impl Inner {
         let w = thread::Builder::new()
             .name(format!("xs-write-{id}"))
             .spawn(move || {
-                for msg in rx {
-                    if wire::write_message(&mut writer, &msg).is_err() {
-                        break;
+                for out in rx {
+                    match out {
+                        Out::Bytes(msg) => {
+                            if wire::write_message(&mut writer, &msg).is_err() {
+                                break;
+                            }
+                        }
+                        // The reader sees the end too, and forgets the
+                        // connection.
+                        Out::Close => {
+                            let _ = writer.shutdown(std::net::Shutdown::Both);
+                            break;
+                        }
                     }
                 }
             })?;
@@ -423,6 +433,45 @@ impl Server {
     /// Each request waits `delay` before it is handled (a slow xenstored).
     pub fn set_reply_delay(&self, delay: Duration) {
         self.with(|s| s.faults.reply_delay = delay);
+    }
+
+    /// The next reply to a guest connection (whichever gets one first) is
+    /// spoiled as `how` says; the request itself is applied. Replies to
+    /// dom0 connections are never spoiled.
+    pub fn corrupt_next_reply(&self, how: Corruption) {
+        self.with(|s| s.faults.corruption = Some((how, false)));
+    }
+
+    /// Every reply to the guest's connections is spoiled as `how` says,
+    /// until [`Server::clear_corruption`].
+    pub fn corrupt_replies(&self, how: Corruption) {
+        self.with(|s| s.faults.corruption = Some((how, true)));
+    }
+
+    /// Replies are sent as they are again (a pending
+    /// [`Server::corrupt_next_reply`] is forgotten too).
+    pub fn clear_corruption(&self) {
+        self.with(|s| s.faults.corruption = None);
+    }
+
+    /// The spoiling still to come: `Some((how, every))`, `None` once a
+    /// [`Server::corrupt_next_reply`] was used.
+    pub fn pending_corruption(&self) -> Option<(Corruption, bool)> {
+        self.lock().faults.corruption
+    }
+
+    /// While on, the guest's requests are applied (and logged, and fire
+    /// watches) but get no reply, as from a hung xenstored. Watch events
+    /// still come.
+    pub fn swallow_replies(&self, on: bool) {
+        self.with(|s| s.faults.swallow_replies = on);
+    }
+
+    /// Sends an `XS_WATCH_EVENT` for `path` with `token` to every guest
+    /// connection, whether or not it has such a watch (a client must
+    /// ignore tokens it does not know).
+    pub fn spurious_watch_event(&self, path: &str, token: &str) {
+        self.with(|s| s.spurious_event(path, token));
     }
 
     /// The guest becomes domain `domid`, as after save/restore or

@@ -58,9 +58,17 @@ impl Watch {
     }
 }
 
+/// What a connection's writer thread does next.
+pub enum Out {
+    /// Send these bytes.
+    Bytes(Vec<u8>),
+    /// Close the connection (after what was queued before).
+    Close,
+}
+
 struct Conn {
     role: Role,
-    outbox: Sender<Vec<u8>>,
+    outbox: Sender<Out>,
     stream: UnixStream,
     watches: Vec<Watch>,
 }
@@ -86,6 +94,90 @@ pub struct Faults {
     pub quota_exceeded: bool,
     /// Delay before each request is handled.
     pub reply_delay: Duration,
+    /// How the next reply to a guest (or every one, when the flag is set)
+    /// is spoiled.
+    pub corruption: Option<(Corruption, bool)>,
+    /// Replies to the guest are not sent (requests are still applied).
+    pub swallow_replies: bool,
+}
+
+/// How a reply to the guest is spoiled, for clients' fault handling
+/// ([`crate::Server::corrupt_next_reply`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Corruption {
+    /// A header announcing a payload over 4096 bytes (garbage), and
+    /// nothing after it; the connection stays open.
+    Garbage,
+    /// The first half of the header, then the connection is closed.
+    TruncatedHeader,
+    /// A header announcing 0xffffffff bytes of payload; the connection
+    /// stays open.
+    HugeLength,
+    /// The reply, with a request id the client never used (its own plus
+    /// 0x40000000).
+    UnknownRequestId,
+    /// The reply, with a type that is neither the request's nor
+    /// `XS_ERROR` (`XS_DIRECTORY`, or `XS_READ` for a directory).
+    WrongType,
+    /// The header and half of the payload, then the connection is closed
+    /// (an empty payload is announced as one byte, and not sent).
+    HalfPayload,
+}
+
+impl Corruption {
+    /// What the client gets instead of `reply` (one whole message), and
+    /// whether the connection is closed after it.
+    fn apply(self, mut reply: Vec<u8>) -> (Vec<u8>, bool) {
+        let set = |m: &mut Vec<u8>, field: usize, v: u32| {
+            m[4 * field..4 * field + 4].copy_from_slice(&v.to_ne_bytes())
+        };
+        let word = |m: &[u8], field: usize| {
+            u32::from_ne_bytes([
+                m[4 * field],
+                m[4 * field + 1],
+                m[4 * field + 2],
+                m[4 * field + 3],
+            ])
+        };
+        match self {
+            Corruption::Garbage => {
+                reply.truncate(wire::HEADER_LEN);
+                set(&mut reply, 3, wire::PAYLOAD_MAX as u32 + 1);
+                (reply, false)
+            }
+            Corruption::TruncatedHeader => {
+                reply.truncate(wire::HEADER_LEN / 2);
+                (reply, true)
+            }
+            Corruption::HugeLength => {
+                reply.truncate(wire::HEADER_LEN);
+                set(&mut reply, 3, u32::MAX);
+                (reply, false)
+            }
+            Corruption::UnknownRequestId => {
+                let id = word(&reply, 1).wrapping_add(0x4000_0000);
+                set(&mut reply, 1, id);
+                (reply, false)
+            }
+            Corruption::WrongType => {
+                let ty = if word(&reply, 0) == MsgType::Directory as u32 {
+                    MsgType::Read
+                } else {
+                    MsgType::Directory
+                };
+                set(&mut reply, 0, ty as u32);
+                (reply, false)
+            }
+            Corruption::HalfPayload => {
+                let len = reply.len() - wire::HEADER_LEN;
+                if len == 0 {
+                    set(&mut reply, 3, 1);
+                }
+                reply.truncate(wire::HEADER_LEN + len / 2);
+                (reply, true)
+            }
+        }
+    }
 }
 
 /// The state.
@@ -193,13 +285,7 @@ impl Store {
 
     // ---------------------------------------------------------- connections
 
-    pub fn add_conn(
-        &mut self,
-        id: ConnId,
-        role: Role,
-        outbox: Sender<Vec<u8>>,
-        stream: UnixStream,
-    ) {
+    pub fn add_conn(&mut self, id: ConnId, role: Role, outbox: Sender<Out>, stream: UnixStream) {
         self.conns.insert(
             id,
             Conn {
@@ -248,7 +334,41 @@ impl Store {
 
     fn send(&self, id: ConnId, msg: Vec<u8>) {
         if let Some(c) = self.conns.get(&id) {
-            let _ = c.outbox.send(msg);
+            let _ = c.outbox.send(Out::Bytes(msg));
+        }
+    }
+
+    /// Sends the reply to a request, spoiled or swallowed as the faults
+    /// say for the guest's connections.
+    fn reply(&mut self, id: ConnId, role: Role, msg: Vec<u8>) {
+        if role != Role::Guest {
+            return self.send(id, msg);
+        }
+        if self.faults.swallow_replies {
+            return;
+        }
+        let Some((corruption, every)) = self.faults.corruption else {
+            return self.send(id, msg);
+        };
+        if !every {
+            self.faults.corruption = None;
+        }
+        let (msg, close) = corruption.apply(msg);
+        self.send(id, msg);
+        if close {
+            if let Some(c) = self.conns.get(&id) {
+                let _ = c.outbox.send(Out::Close);
+            }
+        }
+    }
+
+    /// Sends a watch event to every guest connection, whatever their
+    /// watches.
+    pub fn spurious_event(&self, path: &str, token: &str) {
+        let payload = wire::join_args(&[path, token]);
+        let msg = wire::encode(MsgType::WatchEvent as u32, 0, 0, &payload);
+        for c in self.conns.values().filter(|c| c.role == Role::Guest) {
+            let _ = c.outbox.send(Out::Bytes(msg.clone()));
         }
     }
 
@@ -275,7 +395,7 @@ impl Store {
                         !path::is_special(&w.path) && path::is_within(&ch.path, &w.path)
                     };
                     if hit {
-                        let _ = c.outbox.send(w.event(&ch.path));
+                        let _ = c.outbox.send(Out::Bytes(w.event(&ch.path)));
                     }
                 }
             }
@@ -303,7 +423,11 @@ impl Store {
             Ok(p) => (hdr.ty, p.clone()),
             Err(e) => (MsgType::Error as u32, wire::join_args(&[e.name()])),
         };
-        self.send(conn, wire::encode(ty, hdr.req_id, hdr.tx_id, &payload));
+        self.reply(
+            conn,
+            role,
+            wire::encode(ty, hdr.req_id, hdr.tx_id, &payload),
+        );
         for m in std::mem::take(&mut out.after) {
             self.send(conn, m);
         }
@@ -760,7 +884,7 @@ impl Store {
         for c in self.conns.values_mut().filter(|c| c.role == Role::Guest) {
             for w in &mut c.watches {
                 *w = Watch::new(&w.given, &w.token, &home);
-                let _ = c.outbox.send(w.event(&w.path));
+                let _ = c.outbox.send(Out::Bytes(w.event(&w.path)));
             }
         }
     }
