@@ -1,10 +1,20 @@
-//! With the `static` feature: generate Rust declarations for libxenstore
+//! Build checks, and, with the `static` feature: generate Rust declarations for libxenstore
 //! from the system's `xenstore.h` (bindgen), and link `libxenstore.a` (and
 //! `libxentoolcore.a`, which it needs) into the binary, found through
 //! pkg-config. Without it there is nothing to do: libxenstore is loaded at
 //! run time.
 
 fn main() {
+    // The netlink collector is Linux's: elsewhere the default features
+    // would build an agent without network facts.
+    let target = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
+    let feature = |f: &str| std::env::var_os(format!("CARGO_FEATURE_{f}")).is_some();
+    if target != "linux" && feature("NET_NETLINK") && !feature("NET_PNET") {
+        println!(
+            "cargo:warning=the netlink collector exists only on Linux: this {target} build \
+             has no network collector; build with --no-default-features -F xenstore,net_pnet"
+        );
+    }
     #[cfg(feature = "static")]
     static_libxenstore();
 }

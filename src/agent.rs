@@ -5,21 +5,23 @@
 //! [`MAX_BATCH`]) before it computes the change set, so that a burst of
 //! kernel events becomes a few change sets instead of thousands, and
 //! changes that cancel out within a burst are never published.
+//!
+//! Readiness (systemd's `READY=1`) means the first complete publication is
+//! published (in xenstore: committed). It is bounded: past
+//! `publish_timeout` the agent says it is ready anyway, says why in the
+//! log and in the service's status, and goes on trying; `--oneshot` fails
+//! instead.
 
 use std::collections::BTreeSet;
 use std::future::Future;
-use std::io;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use futures::stream::{Stream, StreamExt};
-use futures::task::AtomicWaker;
+use futures::stream::{self, Stream, StreamExt};
 use futures::FutureExt;
+use tokio::time::Instant;
 
 use crate::collectors::EventStream;
+use crate::error::Error;
 use crate::publishers::Publisher;
 use crate::service;
 use crate::state::{Event, State};
@@ -40,36 +42,53 @@ const INITIAL_GRACE: Duration = Duration::from_secs(10);
 /// consistent: change sets are written in transactions).
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
+/// How the loop runs.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// How long the first publication may take before the agent reports
+    /// ready anyway (and `--oneshot` fails).
+    pub publish_timeout: Duration,
+    /// Collect once, publish once, exit (the collectors end by themselves).
+    pub oneshot: bool,
+}
+
 /// Run until `shutdown` resolves or, in `--oneshot` mode, until every
-/// collector ended; then flush the publisher.
+/// collector ended and what they reported is published.
 ///
-/// The only error is a publisher that cannot publish at all (standard
-/// output closed); everything transient is handled below this level.
+/// Errors: a publisher that cannot publish at all (standard output
+/// refusing writes), and a `--oneshot` publication that did not complete
+/// in time; everything transient is handled below this level.
 pub async fn run(
     collectors: Vec<EventStream>,
     publisher: &mut Publisher,
     shutdown: impl Future<Output = ()>,
-) -> io::Result<()> {
+    options: Options,
+) -> Result<(), Error> {
+    let start = Instant::now();
     // Collectors that have not delivered their initial state yet: the first
     // complete publication (readiness) waits for all of them.
     let mut waiting: BTreeSet<usize> = (0..collectors.len()).collect();
-    // Each item says which collector it comes from; `None` marks the end of
-    // a collector (one that ends without an initial state is not waited for).
     let mut events = merge(collectors);
     let mut state = State::new();
-    let mut ready = false;
+    let mut progress = publisher.progress();
     let mut shutdown = std::pin::pin!(shutdown);
-    let initial_deadline = tokio::time::Instant::now() + INITIAL_GRACE;
     let mut grace_over = false;
+    // The generation of the first publication and of the last, once handed.
+    let mut first = None;
+    let mut last = 0;
+    // The first publication is published (or readiness was told anyway).
+    let mut published = false;
+    let mut told = false;
 
     loop {
         let holding = !grace_over && !waiting.is_empty();
-        let first = tokio::select! {
+        let first_gen = first.unwrap_or(0);
+        let next = tokio::select! {
             _ = &mut shutdown => {
                 log::info!("stopping");
                 break;
             }
-            _ = tokio::time::sleep_until(initial_deadline), if holding => {
+            _ = tokio::time::sleep_until(start + INITIAL_GRACE), if holding => {
                 grace_over = true;
                 log::warn!(
                     "no initial state from {} collector(s) after {INITIAL_GRACE:?}; publishing what is known",
@@ -77,12 +96,30 @@ pub async fn run(
                 );
                 None
             }
+            reached = progress.reached(first_gen), if first.is_some() && !published => {
+                published = true;
+                if reached {
+                    ready(told);
+                    told = true;
+                }
+                continue;
+            }
+            _ = tokio::time::sleep_until(start + options.publish_timeout), if !told => {
+                told = true;
+                log::warn!(
+                    "the first publication is not complete after {:?} (see the messages above): \
+                     telling the service manager the agent is ready anyway; it goes on trying",
+                    options.publish_timeout
+                );
+                service::notify("READY=1\nSTATUS=Waiting for the first publication to complete");
+                continue;
+            }
             next = events.next() => match next {
-                Some(first) => Some(first),
+                Some(event) => Some(event),
                 None => break, // every collector ended: --oneshot
             },
         };
-        let mut next = first;
+        let mut next = next;
         let mut batch = 0;
         while let Some((source, event)) = next.take() {
             waiting.remove(&source);
@@ -99,247 +136,67 @@ pub async fn run(
         if !waiting.is_empty() && !grace_over {
             continue; // the first publication is complete or nothing
         }
-        publish(&mut state, publisher)?;
-        if !ready {
-            // Ready once the first publication is really out, or, past the
-            // grace period, once what is known is: the agent works, and a
-            // service manager waiting forever would only restart it.
-            publisher.flush().await?;
-            ready = true;
-            log::info!("first complete publication done");
-            service::notify_ready();
+        if let Some(generation) = publish(&mut state, publisher)? {
+            last = generation;
+            first.get_or_insert(generation);
         }
     }
 
-    publish(&mut state, publisher)?;
-    match tokio::time::timeout(STOP_GRACE, publisher.flush()).await {
-        Ok(r) => r,
-        Err(_) => {
-            log::warn!("publisher did not finish within {STOP_GRACE:?}; exiting anyway");
-            Ok(())
-        }
+    if let Some(generation) = publish(&mut state, publisher)? {
+        last = generation;
+    }
+    if options.oneshot {
+        let left = (start + options.publish_timeout).saturating_duration_since(Instant::now());
+        return match tokio::time::timeout(left, progress.reached(last)).await {
+            Ok(true) => Ok(()),
+            _ => Err(Error::new(format!(
+                "the publication did not complete within {:?} (see the messages above)",
+                options.publish_timeout
+            ))
+            .hint("--publish-timeout gives it longer")),
+        };
+    }
+    if tokio::time::timeout(STOP_GRACE, progress.reached(last))
+        .await
+        .is_err()
+    {
+        log::warn!("publisher did not finish within {STOP_GRACE:?}; exiting anyway");
+    }
+    Ok(())
+}
+
+/// The first complete publication is published: say so, and tell the
+/// service manager (again, if it was told ready after the deadline).
+fn ready(told: bool) {
+    log::info!("first complete publication done");
+    if told {
+        service::notify("STATUS=Publishing");
+    } else {
+        service::notify("READY=1\nSTATUS=Publishing");
     }
 }
 
 /// The collectors' events as one stream of `(collector, event)`, `None`
 /// for the end of a collector; the stream ends when they all did.
-fn merge(collectors: Vec<EventStream>) -> Merge {
-    assert!(collectors.len() <= 64, "one bit per collector");
-    let woken = Arc::new(Woken {
-        // Every collector is polled the first time.
-        collectors: AtomicU64::new(u64::MAX),
-        task: AtomicWaker::new(),
-    });
-    let wakers = (0..collectors.len())
-        .map(|index| {
-            Waker::from(Arc::new(CollectorWaker {
-                index,
-                woken: woken.clone(),
-            }))
-        })
-        .collect();
-    Merge {
-        streams: collectors.into_iter().map(Some).collect(),
-        wakers,
-        woken,
-        next: 0,
-    }
+fn merge(collectors: Vec<EventStream>) -> impl Stream<Item = (usize, Option<Event>)> + Unpin {
+    stream::select_all(collectors.into_iter().enumerate().map(|(i, c)| {
+        c.map(move |e| (i, Some(e)))
+            .chain(stream::once(async move { (i, None) }))
+            .boxed_local()
+    }))
 }
 
-/// The merged collectors. Each has a waker of its own, which notes that it
-/// was woken before waking the agent's task, so that only collectors with
-/// something new are polled (one per netlink event), in turn from the one
-/// after the last that gave an item, so that a busy collector cannot
-/// starve the others. (`select_all` did the same at the cost of an
-/// allocation per item.)
-struct Merge {
-    /// `None` once ended.
-    streams: Vec<Option<EventStream>>,
-    wakers: Vec<Waker>,
-    woken: Arc<Woken>,
-    /// The collector to poll first.
-    next: usize,
-}
-
-/// Which collectors were woken since they were last polled (one bit each),
-/// and the task to wake.
-struct Woken {
-    collectors: AtomicU64,
-    task: AtomicWaker,
-}
-
-struct CollectorWaker {
-    index: usize,
-    woken: Arc<Woken>,
-}
-
-impl Wake for CollectorWaker {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.woken
-            .collectors
-            .fetch_or(1 << self.index, Ordering::AcqRel);
-        self.woken.task.wake();
-    }
-}
-
-impl Stream for Merge {
-    type Item = (usize, Option<Event>);
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.get_mut();
-        this.woken.task.register(cx.waker());
-        let mut woken = this.woken.collectors.swap(0, Ordering::AcqRel);
-        let n = this.streams.len();
-        for i in (this.next..n).chain(0..this.next) {
-            let bit = 1 << i;
-            if woken & bit == 0 {
-                continue;
-            }
-            woken &= !bit;
-            let Some(stream) = &mut this.streams[i] else {
-                continue;
-            };
-            let item = match stream
-                .as_mut()
-                .poll_next(&mut Context::from_waker(&this.wakers[i]))
-            {
-                Poll::Pending => continue,
-                Poll::Ready(Some(event)) => Some(event),
-                Poll::Ready(None) => {
-                    this.streams[i] = None;
-                    None
-                }
-            };
-            // This collector may have more, and those after it were not
-            // polled yet: all are polled next time.
-            this.woken
-                .collectors
-                .fetch_or(woken | bit, Ordering::AcqRel);
-            this.next = (i + 1) % n;
-            return Poll::Ready(Some((i, item)));
-        }
-        if this.streams.iter().all(Option::is_none) {
-            Poll::Ready(None)
-        } else {
-            Poll::Pending
-        }
-    }
-}
-
-/// Hand the pending changes, if any, to the publisher.
-fn publish(state: &mut State, publisher: &mut Publisher) -> io::Result<()> {
+/// Hand the pending changes, if any, to the publisher; their generation.
+fn publish(state: &mut State, publisher: &mut Publisher) -> Result<Option<u64>, Error> {
     if !state.is_dirty() {
-        return Ok(());
+        return Ok(None);
     }
-    let changes = state.take_changes();
-    if changes.is_empty() {
-        return Ok(());
-    }
-    log::debug!("publishing {} changes", changes.len());
-    publisher.publish(state.current(), &changes)
-}
-
-#[cfg(test)]
-mod tests {
-    use futures::stream;
-    use futures::FutureExt;
-
-    use super::*;
-    use crate::state::MemoryInfo;
-
-    fn memory(kib: u64) -> Event {
-        Event::Memory(MemoryInfo {
-            total_kib: kib,
-            available_kib: kib,
-        })
-    }
-
-    fn kib(item: &(usize, Option<Event>)) -> (usize, Option<u64>) {
-        let value = item.1.as_ref().map(|e| match e {
-            Event::Memory(m) => m.total_kib,
-            e => panic!("{e:?}"),
-        });
-        (item.0, value)
-    }
-
-    #[test]
-    fn collectors_take_turns_and_their_ends_are_told() {
-        let collectors: Vec<EventStream> = vec![
-            Box::pin(stream::iter([memory(1), memory(2), memory(3)])),
-            Box::pin(stream::iter([memory(10)])),
-            Box::pin(stream::empty()),
-            Box::pin(stream::iter([memory(20), memory(21)])),
-        ];
-        let items: Vec<_> = merge(collectors)
-            .collect::<Vec<_>>()
-            .now_or_never()
-            .expect("all ready");
-        let items: Vec<_> = items.iter().map(kib).collect();
-        assert_eq!(
-            items,
-            [
-                (0, Some(1)),
-                (1, Some(10)),
-                (2, None),
-                (3, Some(20)),
-                (0, Some(2)),
-                (1, None),
-                (3, Some(21)),
-                (0, Some(3)),
-                (3, None),
-                (0, None),
-            ]
-        );
-    }
-
-    #[test]
-    fn only_woken_collectors_are_polled() {
-        use std::sync::Mutex;
-        // A collector that never has anything, counting its polls and
-        // keeping the waker it was given.
-        let polls = Arc::new(Mutex::new((0, None::<Waker>)));
-        let seen = polls.clone();
-        let idle = stream::poll_fn(move |cx| {
-            let mut p = seen.lock().unwrap();
-            p.0 += 1;
-            p.1 = Some(cx.waker().clone());
-            Poll::<Option<Event>>::Pending
-        });
-        let collectors: Vec<EventStream> = vec![
-            Box::pin(idle),
-            Box::pin(stream::iter([memory(1), memory(2), memory(3)])),
-        ];
-        let mut merged = merge(collectors);
-        for _ in 0..4 {
-            assert!(merged.next().now_or_never().is_some());
-        }
-        assert!(merged.next().now_or_never().is_none());
-        assert_eq!(polls.lock().unwrap().0, 1, "polled without being woken");
-        let waker = polls.lock().unwrap().1.take().unwrap();
-        waker.wake();
-        assert!(merged.next().now_or_never().is_none());
-        assert_eq!(polls.lock().unwrap().0, 2, "not polled once woken");
-    }
-
-    #[test]
-    fn a_waiting_collector_keeps_the_stream_open() {
-        let collectors: Vec<EventStream> = vec![
-            Box::pin(stream::iter([memory(1)])),
-            Box::pin(stream::pending()),
-        ];
-        let mut merged = merge(collectors);
-        assert_eq!(
-            merged.next().now_or_never().map(|i| i.map(|i| kib(&i))),
-            Some(Some((0, Some(1))))
-        );
-        assert_eq!(
-            merged.next().now_or_never().map(|i| i.map(|i| kib(&i))),
-            Some(Some((0, None)))
-        );
-        assert!(merged.next().now_or_never().is_none(), "one still waits");
-    }
+    let Some(set) = state.take_changes() else {
+        return Ok(None);
+    };
+    log::debug!("publishing {} changes", set.changes.len());
+    publisher
+        .publish(&set)
+        .map(Some)
+        .map_err(|e| Error::io("cannot publish", e))
 }

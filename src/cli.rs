@@ -30,6 +30,19 @@ pub enum Schema {
     Rfc,
 }
 
+/// How the xenstore publisher talks to xenstore.
+#[cfg(feature = "xenstore")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum XenstoreBackend {
+    /// libxenstore where it can be loaded, else the native client.
+    Auto,
+    /// The agent's own xenstore client: needs no library, one thread.
+    Native,
+    /// The system's libxenstore (loaded at run time, or linked in).
+    #[cfg(feature = "libxenstore")]
+    Libxenstore,
+}
+
 /// How the stdout publisher prints changes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -43,7 +56,7 @@ pub enum Format {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Network {
     /// Follow the kernel's netlink events (Linux): changes are seen at once.
-    #[cfg(feature = "net_netlink")]
+    #[cfg(all(feature = "net_netlink", target_os = "linux"))]
     Netlink,
     /// Poll the interface list every --poll-interval (portable).
     #[cfg(feature = "net_pnet")]
@@ -55,11 +68,17 @@ pub enum Network {
 impl Network {
     /// The best collector compiled in.
     pub fn default_choice() -> Self {
-        #[cfg(feature = "net_netlink")]
+        #[cfg(all(feature = "net_netlink", target_os = "linux"))]
         return Network::Netlink;
-        #[cfg(all(not(feature = "net_netlink"), feature = "net_pnet"))]
+        #[cfg(all(
+            not(all(feature = "net_netlink", target_os = "linux")),
+            feature = "net_pnet"
+        ))]
         return Network::Pnet;
-        #[cfg(not(any(feature = "net_netlink", feature = "net_pnet")))]
+        #[cfg(not(any(
+            all(feature = "net_netlink", target_os = "linux"),
+            feature = "net_pnet"
+        )))]
         return Network::None;
     }
 }
@@ -127,6 +146,18 @@ pub struct Cli {
     /// would make on standard output instead of connecting to xenstore.
     #[arg(long)]
     pub dry_run: bool,
+
+    /// How to talk to xenstore: `auto` uses libxenstore where it can be
+    /// loaded and the agent's own client where it cannot.
+    #[cfg(feature = "xenstore")]
+    #[arg(long, value_enum, env = "XENSTORE_BACKEND", default_value = "auto")]
+    pub xenstore_backend: XenstoreBackend,
+
+    /// Seconds the first publication may take: past them the agent tells
+    /// the service manager it is ready anyway (and goes on trying), and
+    /// --oneshot fails.
+    #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = seconds)]
+    pub publish_timeout: Duration,
 
     /// Output format of the stdout publisher.
     #[arg(long, value_enum, default_value = "text")]
@@ -223,10 +254,19 @@ impl Cli {
                     ("schema", "--schema"),
                     ("max_addresses", "--max-addresses"),
                     ("no_feature_balloon", "--no-feature-balloon"),
+                    #[cfg(feature = "xenstore")]
+                    ("xenstore_backend", "--xenstore-backend"),
                 ],
                 "to the xenstore publisher (--publisher xenstore)",
             )?;
         } else {
+            #[cfg(feature = "xenstore")]
+            if self.dry_run {
+                refuse(
+                    &[("xenstore_backend", "--xenstore-backend")],
+                    "when connecting to xenstore (a dry run connects to none)",
+                )?;
+            }
             refuse(
                 &[("format", "--format")],
                 "to the stdout publisher (--publisher stdout; --dry-run prints xenstore operations)",

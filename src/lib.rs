@@ -13,7 +13,11 @@
 pub mod agent;
 pub mod cli;
 pub mod collectors;
+pub mod error;
 pub mod logging;
 pub mod publishers;
 pub mod service;
 pub mod state;
+pub mod sys;
+
+pub use error::Error;

@@ -10,11 +10,11 @@ use xen_guest_agent::{agent, collectors, logging, service};
 fn main() -> ExitCode {
     let cli = Cli::from_env();
     logging::init(cli.stderr, cli.loglevel.into());
-    // One thread is all this workload needs: collectors wait on the kernel,
-    // and so do the xenstore publisher's watches. Its blocking libxenstore
-    // calls have one thread of their own ("xenstore", started by the
-    // publisher, see publishers::xenstore). Nothing uses tokio's blocking
-    // pool: the cap only keeps an accidental use from growing threads.
+    // One thread is all this workload needs: collectors and the xenstore
+    // client wait on the kernel. Only the libxenstore backend's blocking
+    // calls have a thread of their own ("xenstore"). Nothing uses tokio's
+    // blocking pool: the cap only keeps an accidental use from growing
+    // threads.
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .max_blocking_threads(1)
@@ -64,7 +64,11 @@ async fn run(cli: Cli) -> Result<(), String> {
         sysfs: cli.sysfs.clone(),
         oneshot: cli.oneshot,
     };
-    agent::run(collectors::start(&config), &mut publisher, stop)
+    let options = agent::Options {
+        publish_timeout: cli.publish_timeout,
+        oneshot: cli.oneshot,
+    };
+    agent::run(collectors::start(&config), &mut publisher, stop, options)
         .await
-        .map_err(|e| format!("cannot publish: {e}"))
+        .map_err(|e| e.to_string())
 }

@@ -3,17 +3,19 @@
 //!
 //! Collectors report [`Event`]s; [`State::apply`] folds them into the current
 //! [`Guest`] and remembers which parts they touched. [`State::take_changes`]
-//! then compares only those parts with what was last handed to the publisher
-//! and returns the [`Change`]s, in an order a reader can follow (a link
-//! appears before its addresses, its addresses go before it does). Events
-//! that cancel out between two publications (an address added then removed)
-//! produce nothing, which is how bursts are coalesced.
+//! then compares only those parts with what was last handed to the
+//! publishers and returns a [`ChangeSet`]: the [`Change`]s, in an order a
+//! reader can follow (a link appears before its addresses, its addresses go
+//! before it does), and a snapshot of the guest shared with every publisher.
+//! Events that cancel out between two publications (an address added then
+//! removed) produce nothing, which is how bursts are coalesced.
 //!
 //! Everything here is pure: no I/O, no clock, so that it can be tested
 //! exhaustively.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// The operating system, as dom0's toolstacks name it (see
 /// docs/xenstore-schema.md: xe-guest-utilities conventions).
@@ -278,6 +280,17 @@ pub enum Change {
     },
 }
 
+/// What publishers get after each change: the changes, and the guest as it
+/// is after them. The snapshot is shared, not copied: the state copies it
+/// on its next change only if a publisher still holds it.
+#[derive(Clone, Debug)]
+pub struct ChangeSet {
+    /// The guest after the changes.
+    pub guest: Arc<Guest>,
+    /// What changed since the previous change set, in reading order.
+    pub changes: Vec<Change>,
+}
+
 /// Which part of the model an event touched since the last publication.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Key {
@@ -295,7 +308,7 @@ const DIRTY_KEPT: usize = 1024;
 /// The current model, what was last published, and what changed between.
 #[derive(Debug, Default)]
 pub struct State {
-    current: Guest,
+    current: Arc<Guest>,
     published: Guest,
     /// What events touched since the last publication, in no order and
     /// possibly repeated (sorted and deduplicated when the changes are
@@ -317,12 +330,10 @@ impl State {
         &self.current
     }
 
-    /// Forget what was published, so that the next [`State::take_changes`]
-    /// reports everything again (used when a publisher lost what it wrote).
-    pub fn republish_all(&mut self) {
-        self.published = Guest::default();
-        self.dirty.extend([Key::Os, Key::Kernel, Key::Memory]);
-        self.all_interfaces_dirty = true;
+    /// The guest, to change (copied first if a publisher still holds the
+    /// last snapshot).
+    fn guest(&mut self) -> &mut Guest {
+        Arc::make_mut(&mut self.current)
     }
 
     /// Fold one collector event into the current model.
@@ -331,35 +342,53 @@ impl State {
     /// index not seen yet is kept once its link arrives (netlink may deliver
     /// them in either order around a resync), so nothing here ever fails.
     pub fn apply(&mut self, event: Event) {
+        // Events that change nothing (a memory sample like the last one,
+        // the same link again) leave the snapshot alone: no copy.
         match event {
             Event::Os(os) => {
-                self.current.os = Some(os);
-                self.dirty.push(Key::Os);
+                if self.current.os.as_ref() != Some(&os) {
+                    self.guest().os = Some(os);
+                    self.dirty.push(Key::Os);
+                }
             }
             Event::Kernel(k) => {
-                self.current.kernel = Some(k);
-                self.dirty.push(Key::Kernel);
+                if self.current.kernel.as_ref() != Some(&k) {
+                    self.guest().kernel = Some(k);
+                    self.dirty.push(Key::Kernel);
+                }
             }
             Event::Memory(m) => {
-                self.current.memory = Some(m);
-                self.dirty.push(Key::Memory);
+                if self.current.memory != Some(m) {
+                    self.guest().memory = Some(m);
+                    self.dirty.push(Key::Memory);
+                }
             }
             Event::Interfaces(list) => {
-                self.current.interfaces = list.into_iter().map(|i| (i.link.index, i)).collect();
-                self.all_interfaces_dirty = true;
+                let interfaces: BTreeMap<u32, Interface> =
+                    list.into_iter().map(|i| (i.link.index, i)).collect();
+                if self.current.interfaces != interfaces {
+                    self.guest().interfaces = interfaces;
+                    self.all_interfaces_dirty = true;
+                }
             }
             Event::LinkUpdated(link) => {
                 let index = link.index;
-                match self.current.interfaces.get_mut(&index) {
+                if self.current.interfaces.get(&index).map(|i| &i.link) == Some(&link) {
+                    return;
+                }
+                match self.guest().interfaces.get_mut(&index) {
                     Some(iface) => iface.link = link,
                     None => {
-                        self.current.interfaces.insert(index, Interface::new(link));
+                        self.guest().interfaces.insert(index, Interface::new(link));
                     }
                 }
                 self.dirty.push(Key::Link(index));
             }
             Event::LinkRemoved(index) => {
-                if let Some(iface) = self.current.interfaces.remove(&index) {
+                if !self.current.interfaces.contains_key(&index) {
+                    return;
+                }
+                if let Some(iface) = self.guest().interfaces.remove(&index) {
                     self.dirty.push(Key::Link(index));
                     for addr in iface.addresses.keys() {
                         self.dirty.push(Key::Addr(index, *addr));
@@ -370,13 +399,21 @@ impl State {
                 // An address for a link we do not know yet: the link message
                 // is on its way (or was lost and a resync will follow).
                 // Keep nothing rather than invent a link.
-                if let Some(iface) = self.current.interfaces.get_mut(&index) {
+                match self.current.interfaces.get(&index) {
+                    Some(iface) if iface.addresses.get(&addr) != Some(&info) => {}
+                    _ => return,
+                }
+                if let Some(iface) = self.guest().interfaces.get_mut(&index) {
                     iface.addresses.insert(addr, info);
                     self.dirty.push(Key::Addr(index, addr));
                 }
             }
             Event::AddressRemoved { index, addr } => {
-                if let Some(iface) = self.current.interfaces.get_mut(&index) {
+                match self.current.interfaces.get(&index) {
+                    Some(iface) if iface.addresses.contains_key(&addr) => {}
+                    _ => return,
+                }
+                if let Some(iface) = self.guest().interfaces.get_mut(&index) {
                     if iface.addresses.remove(&addr).is_some() {
                         self.dirty.push(Key::Addr(index, addr));
                     }
@@ -390,12 +427,21 @@ impl State {
         self.all_interfaces_dirty || !self.dirty.is_empty()
     }
 
-    /// The changes since the last call, after which what is current counts
-    /// as published.
-    pub fn take_changes(&mut self) -> Vec<Change> {
+    /// The changes since the last call and the guest after them, or `None`
+    /// when nothing changed; after it what is current counts as published.
+    pub fn take_changes(&mut self) -> Option<ChangeSet> {
+        let changes = self.diff();
+        (!changes.is_empty()).then(|| ChangeSet {
+            guest: self.current.clone(),
+            changes,
+        })
+    }
+
+    /// The changes since the last publication, in reading order.
+    fn diff(&mut self) -> Vec<Change> {
         let mut dirty = std::mem::take(&mut self.dirty);
         if std::mem::take(&mut self.all_interfaces_dirty) {
-            for (guest, index) in [&self.current, &self.published]
+            for (guest, index) in [&*self.current, &self.published]
                 .into_iter()
                 .flat_map(|g| g.interfaces.keys().map(move |i| (g, *i)))
             {
@@ -550,267 +596,4 @@ fn reading_order(change: &Change) -> u8 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn link(index: u32, name: &str) -> Link {
-        Link {
-            index,
-            name: name.into(),
-            mac: Some("00:16:3e:00:00:01".into()),
-            kind: Kind::Vif(0),
-            master: None,
-            up: true,
-        }
-    }
-
-    fn addr(s: &str) -> IpAddr {
-        s.parse().unwrap()
-    }
-
-    fn info(prefix: u8) -> Address {
-        Address {
-            prefix,
-            flags: AddrFlags::default(),
-        }
-    }
-
-    fn add(index: u32, a: &str) -> Event {
-        Event::AddressUpdated {
-            index,
-            addr: addr(a),
-            info: info(24),
-        }
-    }
-
-    #[test]
-    fn nothing_applied_nothing_changed() {
-        let mut s = State::new();
-        assert!(!s.is_dirty());
-        assert!(s.take_changes().is_empty());
-    }
-
-    #[test]
-    fn first_publication_reports_everything_in_reading_order() {
-        let mut s = State::new();
-        s.apply(Event::Kernel(KernelInfo {
-            sysname: "Linux".into(),
-            ..Default::default()
-        }));
-        s.apply(Event::LinkUpdated(link(2, "eth0")));
-        s.apply(add(2, "10.0.0.2"));
-        let c = s.take_changes();
-        assert_eq!(c.len(), 3);
-        assert!(matches!(c[0], Change::Kernel(_)));
-        assert_eq!(c[1], Change::LinkAdded(link(2, "eth0")));
-        assert!(matches!(c[2], Change::AddressAdded { addr: a, .. } if a == addr("10.0.0.2")));
-        assert!(
-            s.take_changes().is_empty(),
-            "published state is now current"
-        );
-    }
-
-    #[test]
-    fn unchanged_values_are_not_reported() {
-        let mut s = State::new();
-        let m = MemoryInfo {
-            total_kib: 100,
-            available_kib: 50,
-        };
-        s.apply(Event::Memory(m));
-        assert_eq!(s.take_changes(), vec![Change::Memory(m)]);
-        s.apply(Event::Memory(m));
-        assert!(s.is_dirty());
-        assert!(s.take_changes().is_empty());
-    }
-
-    #[test]
-    fn add_then_remove_between_publications_cancels_out() {
-        let mut s = State::new();
-        s.apply(Event::LinkUpdated(link(2, "eth0")));
-        s.take_changes();
-        s.apply(add(2, "10.0.0.3"));
-        s.apply(Event::AddressRemoved {
-            index: 2,
-            addr: addr("10.0.0.3"),
-        });
-        assert!(s.take_changes().is_empty());
-    }
-
-    #[test]
-    fn link_removal_reports_addresses_first_then_link() {
-        let mut s = State::new();
-        s.apply(Event::LinkUpdated(link(2, "eth0")));
-        s.apply(add(2, "10.0.0.2"));
-        s.apply(add(2, "fe80::1"));
-        s.take_changes();
-        s.apply(Event::LinkRemoved(2));
-        let c = s.take_changes();
-        assert_eq!(c.len(), 3);
-        assert!(matches!(c[0], Change::AddressRemoved { .. }));
-        assert!(matches!(c[1], Change::AddressRemoved { .. }));
-        assert_eq!(c[2], Change::LinkRemoved(link(2, "eth0")));
-        assert!(s.current().interfaces.is_empty());
-        assert!(s.take_changes().is_empty());
-    }
-
-    #[test]
-    fn a_change_set_of_every_kind_is_in_reading_order_without_repeats() {
-        let mut s = State::new();
-        s.apply(Event::LinkUpdated(link(2, "eth0")));
-        s.apply(add(2, "10.0.0.2"));
-        s.apply(Event::LinkUpdated(link(3, "eth1")));
-        s.apply(add(3, "10.0.0.3"));
-        s.take_changes();
-
-        let m = MemoryInfo {
-            total_kib: 2,
-            available_kib: 1,
-        };
-        s.apply(Event::LinkRemoved(3));
-        s.apply(add(4, "10.0.0.4")); // before its link: ignored
-        s.apply(Event::LinkUpdated(link(4, "eth2")));
-        s.apply(add(4, "10.0.0.4"));
-        s.apply(add(2, "10.0.0.5"));
-        s.apply(add(2, "10.0.0.5"));
-        s.apply(Event::Memory(m));
-        s.apply(Event::AddressRemoved {
-            index: 2,
-            addr: addr("10.0.0.2"),
-        });
-        s.apply(Event::Memory(m));
-        let c: Vec<String> = s
-            .take_changes()
-            .iter()
-            .map(|c| match c {
-                Change::Memory(_) => "memory".into(),
-                Change::LinkAdded(l) => format!("+{}", l.index),
-                Change::LinkRemoved(l) => format!("-{}", l.index),
-                Change::AddressAdded { link, addr, .. } => format!("+{}/{addr}", link.index),
-                Change::AddressRemoved { link, addr, .. } => format!("-{}/{addr}", link.index),
-                c => panic!("{c:?}"),
-            })
-            .collect();
-        assert_eq!(
-            c,
-            [
-                "memory",
-                "+4",
-                "-2/10.0.0.2",
-                "-3/10.0.0.3",
-                "+2/10.0.0.5",
-                "+4/10.0.0.4",
-                "-3"
-            ]
-        );
-        assert!(!s.is_dirty());
-        assert!(s.take_changes().is_empty());
-    }
-
-    #[test]
-    fn rename_is_a_link_change_keeping_addresses() {
-        let mut s = State::new();
-        s.apply(Event::LinkUpdated(link(2, "eth0")));
-        s.apply(add(2, "10.0.0.2"));
-        s.take_changes();
-        s.apply(Event::LinkUpdated(link(2, "lan0")));
-        assert_eq!(
-            s.take_changes(),
-            vec![Change::LinkChanged {
-                old: link(2, "eth0"),
-                new: link(2, "lan0")
-            }]
-        );
-        assert_eq!(s.current().interfaces[&2].addresses.len(), 1);
-    }
-
-    #[test]
-    fn address_flags_change_is_reported() {
-        let mut s = State::new();
-        s.apply(Event::LinkUpdated(link(2, "eth0")));
-        let tentative = Address {
-            prefix: 64,
-            flags: AddrFlags {
-                tentative: true,
-                ..Default::default()
-            },
-        };
-        s.apply(Event::AddressUpdated {
-            index: 2,
-            addr: addr("2001:db8::1"),
-            info: tentative,
-        });
-        s.take_changes();
-        s.apply(Event::AddressUpdated {
-            index: 2,
-            addr: addr("2001:db8::1"),
-            info: info(64),
-        });
-        let c = s.take_changes();
-        assert!(
-            matches!(&c[..], [Change::AddressChanged { old, new, .. }] if old.flags.tentative && !new.flags.tentative)
-        );
-    }
-
-    #[test]
-    fn address_for_unknown_link_is_ignored() {
-        let mut s = State::new();
-        s.apply(add(9, "10.0.0.9"));
-        assert!(s.take_changes().is_empty());
-        assert!(s.current().interfaces.is_empty());
-    }
-
-    #[test]
-    fn full_replacement_is_diffed_against_what_was_published() {
-        let mut s = State::new();
-        s.apply(Event::LinkUpdated(link(2, "eth0")));
-        s.apply(add(2, "10.0.0.2"));
-        s.apply(add(2, "10.0.0.3"));
-        s.apply(Event::LinkUpdated(link(3, "eth1")));
-        s.take_changes();
-
-        // After an overflow: eth1 is gone, 10.0.0.3 went, 10.0.0.4 came.
-        let mut eth0 = Interface::new(link(2, "eth0"));
-        eth0.addresses.insert(addr("10.0.0.2"), info(24));
-        eth0.addresses.insert(addr("10.0.0.4"), info(24));
-        s.apply(Event::Interfaces(vec![eth0.clone()]));
-        let c = s.take_changes();
-        assert_eq!(c.len(), 3, "{c:?}");
-        assert!(matches!(&c[0], Change::AddressRemoved { addr: a, .. } if *a == addr("10.0.0.3")));
-        assert!(matches!(&c[1], Change::AddressAdded { addr: a, .. } if *a == addr("10.0.0.4")));
-        assert_eq!(c[2], Change::LinkRemoved(link(3, "eth1")));
-        assert_eq!(s.current().interfaces[&2], eth0);
-        // The same replacement again changes nothing.
-        s.apply(Event::Interfaces(vec![eth0]));
-        assert!(s.take_changes().is_empty());
-    }
-
-    #[test]
-    fn republish_all_reports_everything_again() {
-        let mut s = State::new();
-        s.apply(Event::LinkUpdated(link(2, "eth0")));
-        s.apply(add(2, "10.0.0.2"));
-        let first = s.take_changes();
-        s.republish_all();
-        assert_eq!(s.take_changes(), first);
-    }
-
-    #[test]
-    fn primary_ipv4_skips_secondaries() {
-        let mut i = Interface::new(link(2, "eth0"));
-        assert_eq!(i.primary_ipv4(), None);
-        let secondary = Address {
-            prefix: 24,
-            flags: AddrFlags {
-                secondary: true,
-                ..Default::default()
-            },
-        };
-        i.addresses.insert(addr("10.0.0.1"), secondary);
-        i.addresses.insert(addr("10.0.0.7"), info(24));
-        i.addresses.insert(addr("::1"), info(128));
-        assert_eq!(i.primary_ipv4(), Some(addr("10.0.0.7")));
-        i.addresses.remove(&addr("10.0.0.7"));
-        assert_eq!(i.primary_ipv4(), Some(addr("10.0.0.1")));
-    }
-}
+mod tests;

@@ -1,15 +1,17 @@
 //! Publishers: where change sets go.
 //!
-//! The agent loop hands every non-empty change set to [`Publisher::publish`]
-//! together with the whole current [`Guest`], so that a publisher may render
-//! from the full model (xenstore schemas do) or from the changes alone
-//! (stdout does). `publish` never blocks on I/O that can hang: a publisher
-//! with slow or fragile I/O (xenstore) queues the work and does it off the
-//! loop; [`Publisher::flush`] waits for it.
+//! The agent loop hands every change set to [`Publisher::publish`]: the
+//! changes and the snapshot of the guest after them. Each publisher takes
+//! what it needs: stdout prints the changes, the xenstore schemas render
+//! the whole tree from the snapshot. `publish` never blocks on I/O that can
+//! hang: the xenstore publisher does its work in a task of its own, and
+//! [`Progress`] tells when a change set is written.
 
 use std::io;
 
-use crate::state::{Change, Guest};
+use tokio::sync::watch;
+
+use crate::state::ChangeSet;
 
 pub mod stdout;
 #[cfg(feature = "xenstore")]
@@ -25,27 +27,41 @@ pub enum Publisher {
 }
 
 impl Publisher {
-    /// Publish one change set; `guest` is the model after it.
+    /// Publish one change set; its generation (counted from 1) is what
+    /// [`Progress::reached`] waits for.
     ///
-    /// An error here is fatal for the publisher (standard output closed);
-    /// transient failures are the publisher's own business to retry.
-    #[cfg_attr(not(feature = "xenstore"), allow(unused_variables))]
-    pub fn publish(&mut self, guest: &Guest, changes: &[Change]) -> io::Result<()> {
+    /// An error here is fatal for the publisher (standard output refusing
+    /// writes); transient failures are the publisher's own business to
+    /// retry.
+    pub fn publish(&mut self, set: &ChangeSet) -> io::Result<u64> {
         match self {
-            Publisher::Stdout(p) => p.publish(changes),
+            Publisher::Stdout(p) => p.publish(&set.changes),
             #[cfg(feature = "xenstore")]
-            Publisher::Xenstore(p) => p.publish(guest, changes),
+            Publisher::Xenstore(p) => Ok(p.publish(set)),
         }
     }
 
-    /// Wait until everything handed to `publish` is really published (or,
-    /// for xenstore, until it was tried and the failure is being retried in
-    /// the background).
-    pub async fn flush(&mut self) -> io::Result<()> {
+    /// How far publication got.
+    pub fn progress(&self) -> Progress {
         match self {
-            Publisher::Stdout(p) => p.flush(),
+            Publisher::Stdout(_) => Progress(None),
             #[cfg(feature = "xenstore")]
-            Publisher::Xenstore(p) => p.flush().await,
+            Publisher::Xenstore(p) => Progress(Some(p.progress())),
+        }
+    }
+}
+
+/// Which change sets are really published.
+pub struct Progress(Option<watch::Receiver<u64>>);
+
+impl Progress {
+    /// Wait until change set `generation` (and every earlier one) is
+    /// published; `false` if the publisher stopped.
+    pub async fn reached(&mut self, generation: u64) -> bool {
+        match &mut self.0 {
+            // Printed as it was handed.
+            None => true,
+            Some(rx) => rx.wait_for(|&written| written >= generation).await.is_ok(),
         }
     }
 }

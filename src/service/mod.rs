@@ -2,35 +2,33 @@
 
 use std::io;
 
-#[cfg(target_os = "linux")]
-mod linux;
-#[cfg(target_os = "linux")]
-use linux as signals;
-
-#[cfg(not(target_os = "linux"))]
-mod other;
-#[cfg(not(target_os = "linux"))]
-use other as signals;
+use tokio::signal::unix::{signal, SignalKind};
 
 /// A future that resolves on the first SIGTERM or SIGINT.
 ///
 /// The signals are caught from the moment this returns, so that one that
-/// arrives during start-up is not lost. Call it before any thread is
-/// started: on Linux the signals are blocked in the calling thread, which
-/// threads started later inherit, and read from a `signalfd`.
+/// arrives during start-up is not lost. Must be called within the tokio
+/// runtime.
 pub fn stop_signals() -> io::Result<impl std::future::Future<Output = ()>> {
-    signals::stop_signals()
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => log::debug!("SIGTERM"),
+            _ = int.recv() => log::debug!("SIGINT"),
+        }
+    })
 }
 
-/// Tell the service manager that the first complete publication is done
-/// (systemd `Type=notify`: `READY=1` on `$NOTIFY_SOCKET`). Does nothing when
-/// not started by such a manager. Failures are logged, never fatal: the
-/// manager then times the service out and says so itself.
-pub fn notify_ready() {
+/// Tell the service manager something (systemd `Type=notify`: `READY=1`,
+/// `STATUS=...` on `$NOTIFY_SOCKET`). Does nothing when not started by
+/// such a manager. Failures are logged, never fatal: the manager then times
+/// the service out and says so itself.
+pub fn notify(message: &str) {
     let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
         return;
     };
-    if let Err(e) = send_notify(&path, b"READY=1") {
+    if let Err(e) = send_notify(&path, message.as_bytes()) {
         log::warn!("cannot notify the service manager on {path:?}: {e}");
     }
 }

@@ -91,9 +91,12 @@ fn readiness_is_notified_after_the_first_publication() {
     let sock = UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(WAIT)).unwrap();
     let (mut child, log) = start(&[("NOTIFY_SOCKET", &sock_path)]);
-    let mut buf = [0u8; 64];
+    let mut buf = [0u8; 256];
     let n = sock.recv(&mut buf).expect("READY=1 within the deadline");
-    assert_eq!(&buf[..n], b"READY=1");
+    assert_eq!(
+        std::str::from_utf8(&buf[..n]).unwrap(),
+        "READY=1\nSTATUS=Publishing"
+    );
     wait_log(&log, "first complete publication done");
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     assert!(wait_exit(&mut child).success());
@@ -262,4 +265,73 @@ fn a_fatal_error_is_printed_once_with_stderr_logging() {
         .filter(|l| l.contains("cannot publish"))
         .collect();
     assert_eq!(fatal.len(), 1, "printed {} times:\n{err}", fatal.len());
+}
+
+/// The xenstore publisher pointed at a xenstored that is not there.
+#[cfg(feature = "xenstore")]
+fn unreachable_xenstore(args: &[&str]) -> Command {
+    let mut cmd = Command::new(AGENT);
+    cmd.args(["--publisher", "xenstore", "--network", "none", "-s"])
+        .args(["--publish-timeout", "1"])
+        .args(args)
+        .env("XENSTORED_PATH", "/nonexistent/xenstored.sock")
+        .env_remove("RUST_LOG")
+        .env_remove("XENSTORE_SCHEMA");
+    cmd
+}
+
+#[cfg(feature = "xenstore")]
+#[test]
+fn readiness_without_xenstore_comes_after_the_timeout_and_says_so() {
+    let dir = std::env::temp_dir().join(format!("xga-service-nx-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sock_path = dir.join("notify");
+    let _ = std::fs::remove_file(&sock_path);
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(WAIT)).unwrap();
+    let started = Instant::now();
+    let mut child = unreachable_xenstore(&[])
+        .env("NOTIFY_SOCKET", &sock_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let n = sock.recv(&mut buf).expect("READY=1 within the deadline");
+    let elapsed = started.elapsed();
+    let message = std::str::from_utf8(&buf[..n]).unwrap();
+    assert!(message.starts_with("READY=1\nSTATUS=Waiting"), "{message}");
+    // Not before the first publication could have been complete: at the
+    // timeout (1 s), give or take a start-up.
+    assert!(
+        elapsed >= Duration::from_millis(900),
+        "READY after {elapsed:?}"
+    );
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = wait_exit(&mut child);
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "{err}");
+    assert!(
+        err.contains("the first publication is not complete after 1s"),
+        "{err}"
+    );
+    assert!(!err.contains("first complete publication done"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[cfg(feature = "xenstore")]
+#[test]
+fn oneshot_fails_when_its_publication_does_not_complete() {
+    let out = unreachable_xenstore(&["--oneshot"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("the publication did not complete within 1s"),
+        "{err}"
+    );
+    assert!(
+        err.contains("xenstore connection failed"),
+        "no reason given: {err}"
+    );
 }

@@ -150,8 +150,13 @@ fn not_a_xen_guest_exits_at_once_naming_the_stdout_publisher() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     let last = stderr.lines().last().unwrap_or_default();
     assert!(
-        last.starts_with("xen-guest-agent: this machine is not a Xen guest"),
+        last.starts_with("[ERROR xen_guest_agent] this machine is not a Xen guest"),
         "{stderr}"
+    );
+    assert_eq!(
+        stderr.matches("not a Xen guest").count(),
+        1,
+        "said more than once: {stderr}"
     );
     assert!(last.contains("--publisher stdout"), "{stderr}");
     assert!(out.stdout.is_empty());
@@ -260,16 +265,18 @@ fn eacces_on_control_is_logged_once_and_tolerated() {
     expected.remove("attr/vif/0/ipv4/0");
     t.wait_tree(&expected, WAIT);
 
+    // Once per domain: a new domain (another host, another toolstack) may
+    // let the guest write it.
     let denied = agent.count("control/feature-balloon: permission denied");
-    assert_eq!(denied, 1, "{:#?}", agent.stderr());
+    assert_eq!(denied, 2, "{:#?}", agent.stderr());
     assert!(agent
         .stderr()
         .iter()
         .any(|l| l.contains("normal under xl/libxl")));
     assert_eq!(
         t.write_tries("control/feature-balloon"),
-        1,
-        "tried once, never again"
+        2,
+        "tried once per domain, never again in a domain"
     );
     agent.assert_no_errors();
 }
@@ -324,11 +331,16 @@ fn threads_stay_within_budget() {
     started(&agent);
     let home = t.xs.home();
     assert!(t.xs.wait_for(WAIT, |v| watched(&home, &v.watches())));
-    // The agent's thread and the one for blocking xenstore calls; the
-    // watches need none (libxenstore's reader thread would be a third).
+    // The native backend: the agent's thread alone. libxenstore: also one
+    // for its blocking calls; the watches need none (libxenstore's reader
+    // thread would be a third).
     let before = agent.tasks();
     let names: Vec<&str> = before.iter().map(|(_, n)| n.as_str()).collect();
-    assert_eq!(names, ["xen-guest-agent", "xenstore"], "{before:?}");
+    if agent.native() {
+        assert_eq!(names, ["xen-guest-agent"], "{before:?}");
+    } else {
+        assert_eq!(names, ["xen-guest-agent", "xenstore"], "{before:?}");
+    }
 
     // No thread ends or starts while idle: watched for longer than the
     // 10 s keep-alive after which tokio's blocking pool ends an idle

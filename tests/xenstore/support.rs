@@ -229,10 +229,12 @@ impl Scenario {
     /// with the xenstored's socket as `XENSTORED_PATH` and `args` added.
     pub fn agent(&self, args: &[&str]) -> Agent {
         let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.netns, AGENT, "-s", "-l", "debug"]);
         // A polling network collector (pnet builds) polls every second.
-        cmd.args(["netns", "exec", &self.netns, AGENT, "-s", "-l", "debug"])
-            .args(["--poll-interval", "1"])
-            .arg("--sysfs")
+        if cfg!(all(feature = "net_pnet", not(feature = "net_netlink"))) {
+            cmd.args(["--poll-interval", "1"]);
+        }
+        cmd.arg("--sysfs")
             .arg(&self.sysfs)
             .args(args)
             .env("XENSTORED_PATH", self.xs.socket_path());
@@ -253,10 +255,11 @@ impl Scenario {
             "--dry-run",
             "--oneshot",
         ])
-        .arg("--sysfs")
-        .arg(&self.sysfs)
         .args(args)
         .env_remove("XENSTORED_PATH");
+        if !args.windows(2).any(|w| w == ["--network", "none"]) {
+            cmd.arg("--sysfs").arg(&self.sysfs);
+        }
         let out = cmd.output().expect("dry run");
         assert!(
             out.status.success(),
@@ -572,6 +575,20 @@ impl Agent {
     }
 
     /// Number of log lines containing `text`.
+    /// Whether the agent talks to xenstore with its own client (one
+    /// connection, one thread), as its log says, rather than libxenstore
+    /// (a connection for the watches besides, and a thread for the calls).
+    /// The backend follows `XENSTORE_BACKEND` (tests/run.sh runs these
+    /// scenarios once with each).
+    pub fn native(&self) -> bool {
+        let line = self
+            .stderr()
+            .into_iter()
+            .find(|l| l.contains("xenstore backend: "))
+            .expect("the agent says which xenstore backend it uses");
+        line.contains("xenstore backend: native")
+    }
+
     pub fn count(&self, text: &str) -> usize {
         self.stderr().iter().filter(|l| l.contains(text)).count()
     }

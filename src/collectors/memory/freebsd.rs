@@ -46,30 +46,12 @@ impl Reader {
 /// on 64-bit), read by name. A missing name is `NotFound` (ENOENT).
 fn sysctl_uint(name: &CStr) -> io::Result<u64> {
     let mut buf = [0u8; 8];
-    let mut len: libc::size_t = buf.len();
-    // SAFETY: `buf` is writable for `len` bytes, which the kernel updates
-    // to the size it wrote; no new value is set (null, 0).
-    let rc = unsafe {
-        libc::sysctlbyname(
-            name.as_ptr(),
-            buf.as_mut_ptr().cast(),
-            &mut len,
-            std::ptr::null(),
-            0,
-        )
-    };
-    if rc != 0 {
-        let e = io::Error::last_os_error();
-        return Err(io::Error::new(e.kind(), format!("sysctl {name:?}: {e}")));
-    }
-    match len {
-        4 => Ok(u64::from(u32::from_ne_bytes([
-            buf[0], buf[1], buf[2], buf[3],
-        ]))),
-        8 => Ok(u64::from_ne_bytes(buf)),
-        n => Err(io::Error::new(
+    match *crate::sys::sysctl(name, &mut buf)? {
+        [a, b, c, d] => Ok(u64::from(u32::from_ne_bytes([a, b, c, d]))),
+        [a, b, c, d, e, f, g, h] => Ok(u64::from_ne_bytes([a, b, c, d, e, f, g, h])),
+        ref other => Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("sysctl {name:?}: unexpected size {n}"),
+            format!("sysctl {name:?}: unexpected size {}", other.len()),
         )),
     }
 }

@@ -19,11 +19,6 @@ pub fn stream(config: &Config) -> Option<EventStream> {
     match config.network {
         #[cfg(all(feature = "net_netlink", target_os = "linux"))]
         Network::Netlink => Some(netlink::stream(config)),
-        #[cfg(all(feature = "net_netlink", not(target_os = "linux")))]
-        Network::Netlink => {
-            log::error!("the netlink collector needs Linux: no network facts (try --network pnet)");
-            None
-        }
         #[cfg(feature = "net_pnet")]
         Network::Pnet => Some(pnet::stream(config)),
         Network::None => None,

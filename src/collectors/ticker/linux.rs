@@ -39,43 +39,16 @@ impl Timer {
         if unsafe { libc::timerfd_settime(fd.as_raw_fd(), 0, &spec, std::ptr::null_mut()) } != 0 {
             return Err(io::Error::last_os_error());
         }
-        // `with_interest` is deprecated since tokio 1.54 for descriptors
-        // that may close under it; an `OwnedFd` cannot, and this keeps
-        // older tokio releases (distributions') usable.
-        #[allow(deprecated)]
-        let fd = AsyncFd::with_interest(fd, Interest::READABLE)?;
+        let fd = crate::sys::register(fd, Interest::READABLE)?;
         Ok(Timer { fd })
     }
 
     /// Wait for the next expiry (or expiries: several missed ones count as
-    /// one).
+    /// one: one read takes them all).
     pub async fn wait(&mut self) -> io::Result<()> {
-        loop {
-            let mut guard = self.fd.readable().await?;
-            let mut expirations = [0u8; 8];
-            // SAFETY: reading 8 bytes into an 8-byte buffer.
-            let n = unsafe {
-                libc::read(
-                    self.fd.get_ref().as_raw_fd(),
-                    expirations.as_mut_ptr().cast(),
-                    expirations.len(),
-                )
-            };
-            if n == 8 {
-                // One read takes every expiration: the descriptor is not
-                // readable until the next one, which the reactor reports
-                // anew. Saying so now spares a read that would fail with
-                // EAGAIN at the next wait.
-                guard.clear_ready();
-                return Ok(());
-            }
-            let e = io::Error::last_os_error();
-            match e.kind() {
-                io::ErrorKind::WouldBlock => guard.clear_ready(),
-                io::ErrorKind::Interrupted => {}
-                _ => return Err(e),
-            }
-        }
+        crate::sys::read_whole(&self.fd, &mut [0u8; 8])
+            .await
+            .map(drop)
     }
 }
 

@@ -26,6 +26,8 @@ pub struct Stdout<W = io::Stdout> {
     out: W,
     /// The lines not written yet.
     buf: String,
+    /// Change sets printed.
+    generation: u64,
 }
 
 impl Stdout {
@@ -41,11 +43,13 @@ impl<W: Write> Stdout<W> {
             format,
             out,
             buf: String::new(),
+            generation: 0,
         }
     }
 
-    /// Print one change set, written at once so that readers see it whole.
-    pub fn publish(&mut self, changes: &[Change]) -> io::Result<()> {
+    /// Print one change set, written at once so that readers see it whole;
+    /// returns how many change sets were printed.
+    pub fn publish(&mut self, changes: &[Change]) -> io::Result<u64> {
         for change in changes {
             match self.format {
                 Format::Text => text(&mut self.buf, change),
@@ -56,12 +60,10 @@ impl<W: Write> Stdout<W> {
                 self.write_out()?;
             }
         }
-        self.write_out()
-    }
-
-    /// Everything is written by the time `publish` returns.
-    pub fn flush(&mut self) -> io::Result<()> {
-        self.out.flush()
+        self.write_out()?;
+        self.out.flush()?;
+        self.generation += 1;
+        Ok(self.generation)
     }
 
     /// Write the buffer (standard output is line buffered: whole lines go

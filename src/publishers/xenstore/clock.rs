@@ -30,34 +30,19 @@ mod imp {
             let fd = unsafe { OwnedFd::from_raw_fd(raw) };
             arm(&fd)?;
             Ok(ClockJumps {
-                fd: super::super::register(fd)?,
+                fd: crate::sys::register(fd, tokio::io::Interest::READABLE)?,
             })
         }
 
         /// Wait for the next jump.
         pub async fn jumped(&mut self) -> io::Result<()> {
-            loop {
-                let mut guard = self.fd.readable().await?;
-                let mut buf = [0u8; 8];
-                // SAFETY: reading 8 bytes into an 8-byte buffer.
-                let n = unsafe {
-                    libc::read(
-                        self.fd.get_ref().as_raw_fd(),
-                        buf.as_mut_ptr().cast(),
-                        buf.len(),
-                    )
-                };
-                let err = io::Error::last_os_error();
-                if n < 0 && err.raw_os_error() == Some(libc::EAGAIN) {
-                    guard.clear_ready();
-                    continue;
-                }
-                // ECANCELED: the clock was set. (Expiry is impossible: the
-                // timer is armed at the end of time.) Re-arm for the next.
-                guard.clear_ready();
-                arm(self.fd.get_ref())?;
-                return Ok(());
+            // ECANCELED: the clock was set. (Expiry is impossible: the
+            // timer is armed at the end of time.) Re-arm for the next.
+            match crate::sys::read_whole(&self.fd, &mut [0u8; 8]).await {
+                Err(e) if e.raw_os_error() != Some(libc::ECANCELED) => return Err(e),
+                _ => {}
             }
+            arm(self.fd.get_ref())
         }
     }
 

@@ -14,19 +14,7 @@ pub fn is_xen_guest() -> bool {
 /// Whether the machine runs on Xen (`kern.vm_guest` is `xen`).
 #[cfg(target_os = "freebsd")]
 pub fn is_xen_guest() -> bool {
-    let mut buf = [0u8; 32];
-    let mut len = buf.len();
-    // SAFETY: the name is NUL-terminated, `buf` holds `len` bytes.
-    let r = unsafe {
-        libc::sysctlbyname(
-            c"kern.vm_guest".as_ptr(),
-            buf.as_mut_ptr().cast(),
-            &mut len,
-            std::ptr::null(),
-            0,
-        )
-    };
-    r == 0 && buf[..len].split(|&b| b == 0).next() == Some(b"xen")
+    crate::sys::sysctl_string(c"kern.vm_guest").is_ok_and(|v| v == "xen")
 }
 
 /// Elsewhere, let the connection tell.

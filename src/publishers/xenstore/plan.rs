@@ -225,16 +225,14 @@ pub fn op_path(op: &Op) -> &str {
     }
 }
 
-/// Record in `written` what `ops` did, once xenstore accepted them, so that
+/// Record in `written` what `op` did, once xenstore accepted it, so that
 /// the next [`plan`] diffs against the truth.
-pub fn apply(written: &mut Nodes, ops: &[Op]) {
-    for op in ops {
-        match op {
-            Op::Write { path, value } => {
-                written.insert(path.clone(), value.clone());
-            }
-            Op::Remove { path } => written.retain(|k, _| !within(k, path)),
+pub fn apply(written: &mut Nodes, op: &Op) {
+    match op {
+        Op::Write { path, value } => {
+            written.insert(path.clone(), value.clone());
         }
+        Op::Remove { path } => written.retain(|k, _| !within(k, path)),
     }
 }
 
@@ -460,7 +458,9 @@ mod tests {
         ]);
         let desired = nodes(&[("data/os_name", "b"), ("attr/vif/1-x", "x")]);
         let ops = plan(&written, &desired, &["attr/vif", "data/os_name"]);
-        apply(&mut written, &ops);
+        for op in &ops {
+            apply(&mut written, op);
+        }
         assert_eq!(written, desired);
         assert!(plan(&written, &desired, &["attr/vif", "data/os_name"]).is_empty());
     }

@@ -56,6 +56,12 @@ pub trait Schema: Send {
     /// is removed. Nothing outside them is ever removed.
     fn owned(&self) -> &'static [&'static str];
 
+    /// Nodes the schema writes but does not own: read back at start to
+    /// know whether they already hold what it wants, never removed.
+    fn kept(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// Learn from what a previous run left (read back from the owned
     /// subtrees at start), so that what is still true keeps its place
     /// (address slots).

@@ -189,6 +189,12 @@ impl Schema for Std {
         ]
     }
 
+    /// The toolstack pre-creates it (XAPI, writable), or keeps it from the
+    /// guest (libxl): ours to write, never to remove.
+    fn kept(&self) -> &'static [&'static str] {
+        &["control/feature-balloon"]
+    }
+
     /// Seeds the slots from `attr/vif/<id>/ipv{4,6}/<n>` and
     /// `xenserver/attr/net-sriov-vf/<id>/ipv{4,6}/<n>`. Anything that does
     /// not parse (non-integer slot, address of the wrong family, unknown

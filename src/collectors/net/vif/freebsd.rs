@@ -46,23 +46,6 @@ fn xn_vif_id(name: &[u8]) -> Option<u32> {
     path.extend_from_slice(unit);
     path.extend_from_slice(b".xenstore_path");
     let path = CString::new(path).ok()?;
-    let mut buf = [0u8; 64];
-    let mut len: libc::size_t = buf.len();
-    // SAFETY: a NUL-terminated name, an output buffer with its length, no
-    // new value; the kernel writes at most `len` bytes and updates `len`.
-    let rc = unsafe {
-        libc::sysctlbyname(
-            path.as_ptr(),
-            buf.as_mut_ptr().cast(),
-            &mut len,
-            std::ptr::null(),
-            0,
-        )
-    };
-    if rc != 0 {
-        return None;
-    }
-    let value = buf.get(..len)?;
-    let value = value.strip_suffix(b"\0").unwrap_or(value);
-    parse_vif_path(value)
+    let value = crate::sys::sysctl_string(&path).ok()?;
+    parse_vif_path(value.as_bytes())
 }

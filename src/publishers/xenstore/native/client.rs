@@ -35,6 +35,13 @@ pub struct WatchEvent {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Lost(String);
 
+impl Lost {
+    /// A loss another backend reports (libxenstore, a test's store).
+    pub fn new(what: impl fmt::Display) -> Lost {
+        Lost(what.to_string())
+    }
+}
+
 impl fmt::Display for Lost {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

@@ -167,11 +167,7 @@ impl AsRawFd for Channel {
 /// Register a channel with the reactor, for reading and writing (the
 /// Linux xenbus device never reports writability: its writes never wait).
 pub(super) fn register(channel: Channel) -> io::Result<AsyncFd<Channel>> {
-    // `with_interest` is deprecated since tokio 1.54 for descriptors that
-    // may close under it; ours are owned by `Channel` and close with it,
-    // and this keeps older tokio releases (distributions') usable.
-    #[allow(deprecated)]
-    AsyncFd::with_interest(channel, Interest::READABLE | Interest::WRITABLE)
+    crate::sys::register(channel, Interest::READABLE | Interest::WRITABLE)
 }
 
 #[cfg(test)]

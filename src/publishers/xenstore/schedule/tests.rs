@@ -118,14 +118,20 @@ fn the_periodic_check_counts_from_the_last_proof_that_the_tree_is_there() {
     // A change set every 30 s proves the tree each time: no check needed.
     for n in 1..=4u32 {
         let now = t0 + Duration::from_secs(30) * n;
-        assert_eq!(s.next(now), Next::Wait(Some(now - Duration::from_secs(30) + CHECK_AFTER)));
+        assert_eq!(
+            s.next(now),
+            Next::Wait(Some(now - Duration::from_secs(30) + CHECK_AFTER))
+        );
         s.model(u64::from(n) + 1);
         assert_eq!(s.next(now), Next::Run(Step::Publish));
         s.done(Outcome::Committed { refused: false }, now);
     }
     // Then idle: checked 60 s after the last commit, and again 60 s later.
     let last = t0 + Duration::from_secs(120);
-    assert_eq!(s.next(last + CHECK_AFTER - MS), Next::Wait(Some(last + CHECK_AFTER)));
+    assert_eq!(
+        s.next(last + CHECK_AFTER - MS),
+        Next::Wait(Some(last + CHECK_AFTER))
+    );
     assert_eq!(s.next(last + CHECK_AFTER), check(true, true));
     s.done(checked(true, false), last + CHECK_AFTER);
     assert_eq!(
@@ -201,9 +207,16 @@ fn nodes_over_a_quota_are_tried_again_and_newer_models_go_first() {
     s.model(3);
     assert_eq!(s.next(t0), Next::Run(Step::Publish), "a model waited");
     s.done(Outcome::Committed { refused: true }, t0 + MS);
-    assert_eq!(s.next(t0 + MS), Next::Wait(Some(t0 + MS + Duration::from_secs(2))));
+    assert_eq!(
+        s.next(t0 + MS),
+        Next::Wait(Some(t0 + MS + Duration::from_secs(2)))
+    );
     let t2 = t0 + MS + Duration::from_secs(2);
-    assert_eq!(s.next(t2), Next::Run(Step::Publish), "no retry without a model");
+    assert_eq!(
+        s.next(t2),
+        Next::Run(Step::Publish),
+        "no retry without a model"
+    );
     s.done(Outcome::Committed { refused: false }, t2);
     assert_eq!(s.next(t2), Next::Wait(Some(t2 + CHECK_AFTER)));
 }

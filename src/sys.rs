@@ -1,0 +1,80 @@
+//! The few operating-system calls several modules need, each written once.
+
+use std::io;
+use std::os::fd::AsRawFd;
+
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+
+/// Register a descriptor we own with tokio's reactor.
+pub fn register<T: AsRawFd>(fd: T, interest: Interest) -> io::Result<AsyncFd<T>> {
+    // `with_interest` is deprecated since tokio 1.54 for descriptors that
+    // may close under it; ours are owned by `T` and close with it, and this
+    // keeps older tokio releases (distributions') usable.
+    #[allow(deprecated)]
+    AsyncFd::with_interest(fd, interest)
+}
+
+/// Wait until `fd` is readable, then `read(2)` it once into `buf`: the
+/// bytes read, or the error of the read (a spurious readiness is waited
+/// out). For descriptors the kernel fills whole (`timerfd`, `signalfd`):
+/// when `buf` was filled, the readiness is cleared, since one read took
+/// everything and the reactor reports the next event anew.
+pub async fn read_whole<T: AsRawFd>(fd: &AsyncFd<T>, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        let mut guard = fd.readable().await?;
+        // SAFETY: `buf` is writable for its length.
+        let n = unsafe { libc::read(fd.get_ref().as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n >= 0 {
+            let n = n as usize;
+            if n == buf.len() {
+                guard.clear_ready();
+            }
+            return Ok(n);
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::WouldBlock => guard.clear_ready(),
+            io::ErrorKind::Interrupted => {}
+            _ => {
+                // The error is the event (ECANCELED on a timerfd): the
+                // descriptor is drained by it.
+                guard.clear_ready();
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// The raw value of a sysctl, read by name into `buf`: the bytes the
+/// kernel wrote. A missing name is `NotFound` (ENOENT). The error names the
+/// sysctl.
+#[cfg(target_os = "freebsd")]
+pub fn sysctl<'b>(name: &std::ffi::CStr, buf: &'b mut [u8]) -> io::Result<&'b [u8]> {
+    let mut len: libc::size_t = buf.len();
+    // SAFETY: `buf` is writable for `len` bytes, which the kernel updates
+    // to the size it wrote; no new value is set (null, 0).
+    let rc = unsafe {
+        libc::sysctlbyname(
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            &mut len,
+            std::ptr::null(),
+            0,
+        )
+    };
+    if rc != 0 {
+        let e = io::Error::last_os_error();
+        return Err(io::Error::new(e.kind(), format!("sysctl {name:?}: {e}")));
+    }
+    Ok(&buf[..len.min(buf.len())])
+}
+
+/// A string sysctl (NUL-terminated by the kernel), read by name.
+#[cfg(target_os = "freebsd")]
+pub fn sysctl_string(name: &std::ffi::CStr) -> io::Result<String> {
+    let mut buf = [0u8; 256];
+    let bytes = sysctl(name, &mut buf)?;
+    let text = bytes.split(|&b| b == 0).next().unwrap_or_default();
+    Ok(String::from_utf8_lossy(text).into_owned())
+}
