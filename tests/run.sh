@@ -6,16 +6,20 @@
 #
 # Tiers, in order:
 #   deps      install the Debian packages the tests need (apt-get, as root)
-#   lint      cargo fmt --check, clippy -D warnings for every feature set
+#   lint      cargo fmt --check, clippy -D warnings for every feature set,
+#             also for FreeBSD (type-checked only: nothing links or runs)
 #   unit      cargo test for every feature set (unit tests, stdout/netns
-#             integration tests, xenstore tests against the test xenstored)
+#             integration tests, xenstore tests against the test xenstored,
+#             once per xenstore backend)
 #   static    the -F static build: no libxenstore at run time, its tests
 #   pkg       build the .deb, install/remove it in a clean Debian root
 #   vm        real Xen under QEMU: the agent from the .deb, started as its
 #             unit starts it, in PV and PVH guests, checked from dom0
 #
 # Root is needed for network namespaces, the package tier and the VM tier;
-# as another user those tests say why they skip.
+# as another user those tests say why they skip (the namespace tests are
+# #[ignore]d in a plain `cargo test`; this script includes them). With
+# CI=true a test that cannot run fails instead.
 #
 # Environment:
 #   XGA_CACHE_DIR  where downloads and built images are kept between runs
@@ -34,6 +38,12 @@ FEATURE_SETS=(
   "--no-default-features -F xenstore,net_pnet"
   "--no-default-features"
 )
+# The feature sets meant for FreeBSD, type-checked for that target.
+FREEBSD_SETS=(
+  ""
+  "--no-default-features -F xenstore,net_pnet"
+)
+FREEBSD=x86_64-unknown-freebsd
 
 ALL_TIERS=(deps lint unit static pkg vm)
 TIERS=("$@")
@@ -41,18 +51,30 @@ TIERS=("$@")
 
 say() { printf '\n=== %s\n' "$*"; }
 is_root() { [ "$(id -u)" = 0 ]; }
+# A tier that cannot run: skipped with the reason, or failed under CI=true.
+cannot_run() {
+  if [ "${CI:-}" = true ]; then echo "cannot run: $* (CI=true: failing)" >&2; return 1; fi
+  echo "skipping: $*"
+}
 
 tier_deps() {
   local pkgs=(libxenstore4 xenstore-utils libxen-dev libclang-dev pkg-config iproute2 jq)
   local missing=()
   for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-  [ ${#missing[@]} -eq 0 ] && { echo "all present: ${pkgs[*]}"; return 0; }
+  [ ${#missing[@]} -eq 0 ] && { echo "all present: ${pkgs[*]}"; freebsd_target; return; }
   if ! is_root; then
     echo "missing packages ${missing[*]}: run as root, or apt-get install them" >&2
     return 1
   fi
   apt-get update -qq &&
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" || return 1
+  freebsd_target
+}
+
+# The FreeBSD target's standard library, for the lint tier's type checks.
+freebsd_target() {
+  rustup target list --installed 2>/dev/null | grep -qx "$FREEBSD" && return 0
+  rustup target add "$FREEBSD"
 }
 
 tier_lint() {
@@ -63,6 +85,12 @@ tier_lint() {
     # shellcheck disable=SC2086
     cargo clippy --workspace --all-targets $fs -- -D warnings || return 1
   done
+  freebsd_target || return 1
+  for fs in "${FREEBSD_SETS[@]}"; do
+    echo "--- clippy --target $FREEBSD $fs"
+    # shellcheck disable=SC2086
+    cargo clippy --target "$FREEBSD" --all-targets $fs -- -D warnings || return 1
+  done
 }
 
 tier_unit() {
@@ -70,7 +98,15 @@ tier_unit() {
   for fs in "${FEATURE_SETS[@]}"; do
     echo "--- cargo test $fs"
     # shellcheck disable=SC2086
-    cargo test --workspace $fs || return 1
+    cargo test --workspace $fs -- --include-ignored || return 1
+    # The xenstore scenarios again with the other backend (auto is
+    # libxenstore where the build has it: run them with the native one).
+    case " $fs " in
+      *" --no-default-features "*) ;;
+      *) echo "--- cargo test $fs --test xenstore, native xenstore backend"
+         # shellcheck disable=SC2086
+         XENSTORE_BACKEND=native cargo test $fs --test xenstore -- --include-ignored || return 1 ;;
+    esac
   done
 }
 
@@ -83,16 +119,16 @@ tier_static() {
     return 1
   fi
   echo "static build needs no libxenstore: ok"
-  cargo test -F static --test xenstore || return 1
+  XENSTORE_BACKEND=libxenstore cargo test -F static --test xenstore -- --include-ignored || return 1
 }
 
 tier_pkg() {
-  is_root || { echo "skipping: the package tier needs root (chroot, dpkg)"; return 0; }
+  is_root || { cannot_run "the package tier needs root (chroot, dpkg)"; return; }
   XGA_PKG_CACHE=$XGA_CACHE_DIR/pkg packaging/test.sh
 }
 
 tier_vm() {
-  is_root || { echo "skipping: the VM tier needs root (it installs Xen packages)"; return 0; }
+  is_root || { cannot_run "the VM tier needs root (it installs Xen packages)"; return; }
   # The agent as the Debian package installs it: its binary and its unit.
   local deb
   deb=$(packaging/deb/build.sh) || { echo "cannot build the .deb for the VM tier" >&2; return 1; }

@@ -68,6 +68,7 @@ mod netlink {
     }
 
     #[test]
+    #[ignore = "needs root (network namespaces): tests/run.sh runs it, or run as root with --include-ignored"]
     fn initial_state() {
         let Some(ns) = Netns::new("initial") else {
             return;
@@ -85,6 +86,7 @@ mod netlink {
     }
 
     #[test]
+    #[ignore = "needs root (network namespaces): tests/run.sh runs it, or run as root with --include-ignored"]
     fn ipv4_and_ipv6_addresses_come_and_go() {
         let Some(ns) = Netns::new("addrs") else {
             return;
@@ -150,6 +152,7 @@ mod netlink {
     }
 
     #[test]
+    #[ignore = "needs root (network namespaces): tests/run.sh runs it, or run as root with --include-ignored"]
     fn links_are_added_renamed_changed_and_removed() {
         let Some(ns) = Netns::new("links") else {
             return;
@@ -187,6 +190,7 @@ mod netlink {
     }
 
     #[test]
+    #[ignore = "needs root (network namespaces): tests/run.sh runs it, or run as root with --include-ignored"]
     fn enslaving_to_a_bridge_reports_the_master() {
         let Some(ns) = Netns::new("bridge") else {
             return;
@@ -209,6 +213,7 @@ mod netlink {
     }
 
     #[test]
+    #[ignore = "needs root (network namespaces): tests/run.sh runs it, or run as root with --include-ignored"]
     fn a_hundred_addresses_on_one_interface() {
         let Some(ns) = Netns::new("hundred") else {
             return;
@@ -228,6 +233,7 @@ mod netlink {
     }
 
     #[test]
+    #[ignore = "needs root (network namespaces): tests/run.sh runs it, or run as root with --include-ignored"]
     fn odd_interface_names() {
         let Some(ns) = Netns::new("names") else {
             return;
@@ -312,6 +318,7 @@ mod netlink {
     }
 
     #[test]
+    #[ignore = "needs root (network namespaces): tests/run.sh runs it, or run as root with --include-ignored"]
     fn a_burst_of_5000_changes_converges_to_what_ip_shows() {
         let Some(ns) = Netns::new("burst") else {
             return;
@@ -339,6 +346,7 @@ mod netlink {
     }
 
     #[test]
+    #[ignore = "needs root (network namespaces): tests/run.sh runs it, or run as root with --include-ignored"]
     fn overflow_while_stopped_resyncs_and_converges() {
         let Some(ns) = Netns::new("overflow") else {
             return;
@@ -351,6 +359,7 @@ mod netlink {
     /// buffer is capped by `net.core.rmem_max`: overflows come sooner, and
     /// must be survived all the same.
     #[test]
+    #[ignore = "needs root (network namespaces): tests/run.sh runs it, or run as root with --include-ignored"]
     fn overflow_without_capabilities_as_under_the_unit_converges() {
         let Some(ns) = Netns::new("overflow-nocap") else {
             return;
@@ -389,6 +398,7 @@ mod netlink {
     }
 
     #[test]
+    #[ignore = "needs root (network namespaces): tests/run.sh runs it, or run as root with --include-ignored"]
     fn vif_identity_comes_from_sysfs() {
         let Some(ns) = Netns::new("vif") else { return };
         with_veth(&ns);
@@ -443,6 +453,7 @@ mod pnet {
     }
 
     #[test]
+    #[ignore = "needs root (network namespaces): tests/run.sh runs it, or run as root with --include-ignored"]
     fn pnet_reports_the_initial_state_and_changes() {
         let Some(ns) = Netns::new("pnet") else { return };
         with_veth(&ns);

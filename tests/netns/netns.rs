@@ -8,6 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::model::Model;
 
+#[path = "../common/skip.rs"]
+mod skip;
+
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 pub struct Netns {
@@ -18,9 +21,7 @@ impl Netns {
     /// A fresh namespace with its loopback up, or `None` (with the reason
     /// printed) when this process may not create one.
     pub fn new(tag: &str) -> Option<Netns> {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
-            eprintln!("skipping {tag}: needs root (network namespaces)");
+        if !skip::root(tag) {
             return None;
         }
         let name = format!(
@@ -32,14 +33,12 @@ impl Netns {
         match out {
             Ok(o) if o.status.success() => {}
             Ok(o) => {
-                eprintln!(
-                    "skipping {tag}: cannot create a network namespace: {}",
-                    String::from_utf8_lossy(&o.stderr)
-                );
+                let why = String::from_utf8_lossy(&o.stderr);
+                skip::cannot_run(tag, &format!("cannot create a network namespace: {why}"));
                 return None;
             }
             Err(e) => {
-                eprintln!("skipping {tag}: cannot run ip: {e}");
+                skip::cannot_run(tag, &format!("cannot run ip: {e}"));
                 return None;
             }
         }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::*;
 
 #[test]
+#[ignore = "needs root (network namespaces): tests/run.sh runs it, or run as root with --include-ignored"]
 fn eacces_on_one_ipv6_node_is_logged_once_and_the_rest_published() {
     let Some(t) = Scenario::new("eacces_on_one_ipv6_node_is_logged_once_and_the_rest_published")
     else {
@@ -55,6 +56,7 @@ fn eacces_on_one_ipv6_node_is_logged_once_and_the_rest_published() {
 }
 
 #[test]
+#[ignore = "needs root (network namespaces): tests/run.sh runs it, or run as root with --include-ignored"]
 fn eagain_storms_below_and_above_the_retry_bound_converge_whole() {
     let Some(t) = Scenario::new("eagain_storms_below_and_above_the_retry_bound_converge_whole")
     else {
@@ -137,6 +139,7 @@ fn eagain_storms_below_and_above_the_retry_bound_converge_whole() {
 }
 
 #[test]
+#[ignore = "needs root (network namespaces): tests/run.sh runs it, or run as root with --include-ignored"]
 fn quota_exceeded_is_logged_and_healed_once_lifted() {
     let Some(t) = Scenario::new("quota_exceeded_is_logged_and_healed_once_lifted") else {
         return;
@@ -180,6 +183,7 @@ fn quota_exceeded_is_logged_and_healed_once_lifted() {
 }
 
 #[test]
+#[ignore = "needs root (network namespaces): tests/run.sh runs it, or run as root with --include-ignored"]
 fn slow_replies_delay_but_do_not_break_publication() {
     let Some(t) = Scenario::new("slow_replies_delay_but_do_not_break_publication") else {
         return;

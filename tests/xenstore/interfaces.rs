@@ -8,6 +8,7 @@ fn strings(list: &[&str]) -> Vec<String> {
 }
 
 #[test]
+#[ignore = "needs root (network namespaces): tests/run.sh runs it, or run as root with --include-ignored"]
 fn a_vif_hot_unplugged_leaves_nothing_behind() {
     let Some(t) = Scenario::new("a_vif_hot_unplugged_leaves_nothing_behind") else {
         return;
@@ -58,6 +59,7 @@ fn a_vif_hot_unplugged_leaves_nothing_behind() {
 }
 
 #[test]
+#[ignore = "needs root (network namespaces): tests/run.sh runs it, or run as root with --include-ignored"]
 fn a_vif_in_a_bridge_is_published_with_the_bridges_addresses() {
     let Some(t) = Scenario::new("a_vif_in_a_bridge_is_published_with_the_bridges_addresses") else {
         return;
@@ -137,6 +139,7 @@ fn a_vif_in_a_bridge_is_published_with_the_bridges_addresses() {
 }
 
 #[test]
+#[ignore = "needs root (network namespaces): tests/run.sh runs it, or run as root with --include-ignored"]
 fn sriov_vfs_are_published_by_mac_including_ones_announced_later() {
     let Some(t) = Scenario::new("sriov_vfs_are_published_by_mac_including_ones_announced_later")
     else {
@@ -211,6 +214,7 @@ fn sriov_vfs_are_published_by_mac_including_ones_announced_later() {
 }
 
 #[test]
+#[ignore = "needs root (network namespaces): tests/run.sh runs it, or run as root with --include-ignored"]
 fn rfc_tree_is_exact_for_a_vif_a_bridge_and_a_veth() {
     let Some(t) = Scenario::new("rfc_tree_is_exact_for_a_vif_a_bridge_and_a_veth") else {
         return;

@@ -91,6 +91,7 @@ fn std_tree(t: &Scenario, extra: &[(&str, &str)]) -> std::collections::BTreeMap<
 }
 
 #[test]
+#[ignore = "needs root (network namespaces): tests/run.sh runs it, or run as root with --include-ignored"]
 fn startup_std_tree_is_exact_and_written_once() {
     let Some(t) = Scenario::new("startup_std_tree_is_exact_and_written_once") else {
         return;
@@ -138,7 +139,7 @@ fn not_a_xen_guest_exits_at_once_naming_the_stdout_publisher() {
         || std::path::Path::new("/dev/xen/xenbus").exists()
         || std::fs::read_to_string("/sys/hypervisor/type").is_ok_and(|t| t.trim() == "xen")
     {
-        eprintln!("skipping: this machine is a Xen guest");
+        support::skip::cannot_run("not_a_xen_guest", "this machine is a Xen guest");
         return;
     }
     let out = Command::new(AGENT)
@@ -204,6 +205,7 @@ fn dry_run_prints_the_writes_without_any_xenstore() {
 }
 
 #[test]
+#[ignore = "needs root (network namespaces): tests/run.sh runs it, or run as root with --include-ignored"]
 fn xenstored_restarted_under_the_agent() {
     let Some(t) = Scenario::new("xenstored_restarted_under_the_agent") else {
         return;
@@ -245,6 +247,7 @@ fn xenstored_restarted_under_the_agent() {
 }
 
 #[test]
+#[ignore = "needs root (network namespaces): tests/run.sh runs it, or run as root with --include-ignored"]
 fn eacces_on_control_is_logged_once_and_tolerated() {
     let Some(t) = Scenario::new("eacces_on_control_is_logged_once_and_tolerated") else {
         return;
@@ -282,6 +285,7 @@ fn eacces_on_control_is_logged_once_and_tolerated() {
 }
 
 #[test]
+#[ignore = "needs root (network namespaces): tests/run.sh runs it, or run as root with --include-ignored"]
 fn feature_balloon_is_written_where_the_toolstack_allows_it() {
     let Some(t) = Scenario::new("feature_balloon_is_written_where_the_toolstack_allows_it") else {
         return;
@@ -299,6 +303,7 @@ fn feature_balloon_is_written_where_the_toolstack_allows_it() {
 }
 
 #[test]
+#[ignore = "needs root (network namespaces): tests/run.sh runs it, or run as root with --include-ignored"]
 fn a_new_domain_after_resume_gets_everything_again() {
     let Some(t) = Scenario::new("a_new_domain_after_resume_gets_everything_again") else {
         return;
@@ -322,6 +327,7 @@ fn a_new_domain_after_resume_gets_everything_again() {
 }
 
 #[test]
+#[ignore = "needs root (network namespaces): tests/run.sh runs it, or run as root with --include-ignored"]
 fn threads_stay_within_budget() {
     let Some(t) = Scenario::new("threads_stay_within_budget") else {
         return;

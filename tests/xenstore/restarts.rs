@@ -6,6 +6,7 @@ use test_xenstored::Client;
 use super::*;
 
 #[test]
+#[ignore = "needs root (network namespaces): tests/run.sh runs it, or run as root with --include-ignored"]
 fn a_restarted_agent_removes_stale_entries_and_keeps_true_ones_untouched() {
     let Some(t) =
         Scenario::new("a_restarted_agent_removes_stale_entries_and_keeps_true_ones_untouched")
@@ -96,6 +97,7 @@ fn a_restarted_agent_removes_stale_entries_and_keeps_true_ones_untouched() {
 }
 
 #[test]
+#[ignore = "needs root (network namespaces): tests/run.sh runs it, or run as root with --include-ignored"]
 fn xenstored_restarts_and_dropped_connections_again_and_again() {
     let Some(t) = Scenario::new("xenstored_restarts_and_dropped_connections_again_and_again")
     else {

@@ -5,7 +5,7 @@
 //!
 //! A scenario is short:
 //! ```ignore
-//! let Some(mut t) = Scenario::new("name") else { return }; // skips unless root
+//! let Some(mut t) = Scenario::new("name") else { return }; // root only (#[ignore])
 //! t.add_vif(0);                                  // eth0, VIF 0
 //! t.ip(&["addr", "add", "10.0.0.2/24", "dev", "eth0"]);
 //! let agent = t.agent(&["--schema", "std"]);
@@ -39,15 +39,9 @@ pub const STAMP: &str = "<timestamp>";
 /// value (it changes all the time).
 pub const KIB: &str = "<kib>";
 
-/// Whether tests needing root (network namespaces) can run; prints why not.
-pub fn root(test: &str) -> bool {
-    // SAFETY: plain syscall.
-    let root = unsafe { libc::geteuid() } == 0;
-    if !root {
-        eprintln!("skipping {test}: needs root (network namespaces)");
-    }
-    root
-}
+#[path = "../common/skip.rs"]
+pub mod skip;
+pub use skip::root;
 
 /// A test xenstored, a network namespace and a fake sysfs.
 pub struct Scenario {
