@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use xen_guest_agent::cli::{Cli, PublisherKind};
 use xen_guest_agent::publishers::{stdout::Stdout, Publisher};
-use xen_guest_agent::{agent, collectors, logging, service};
+use xen_guest_agent::{agent, collectors, logging, service, Error};
 
 fn main() -> ExitCode {
     let cli = Cli::from_env();
@@ -21,7 +21,7 @@ fn main() -> ExitCode {
         .build()
     {
         Ok(rt) => rt,
-        Err(e) => return fatal(&format!("cannot start the runtime: {e}"), cli.stderr),
+        Err(e) => return fatal(&Error::io("cannot start the runtime", e), cli.stderr),
     };
     let to_stderr = cli.stderr;
     let result = runtime.block_on(run(cli));
@@ -37,24 +37,24 @@ fn main() -> ExitCode {
 
 /// Report an error that stops the agent where the user will see it: in the
 /// log, and also on stderr when the log is syslog.
-fn fatal(msg: &str, logged_to_stderr: bool) -> ExitCode {
-    log::error!("{msg}");
+fn fatal(e: &Error, logged_to_stderr: bool) -> ExitCode {
+    log::error!("{e}");
     if !logged_to_stderr {
-        eprintln!("xen-guest-agent: {msg}");
+        eprintln!("xen-guest-agent: {e}");
     }
     ExitCode::FAILURE
 }
 
-async fn run(cli: Cli) -> Result<(), String> {
+async fn run(cli: Cli) -> Result<(), Error> {
     log::info!("xen-guest-agent {} starting", env!("CARGO_PKG_VERSION"));
-    let stop = service::stop_signals().map_err(|e| format!("cannot handle signals: {e}"))?;
+    let stop =
+        service::stop_signals().map_err(|e| Error::io("cannot catch SIGTERM and SIGINT", e))?;
     let mut publisher = match cli.publisher {
         PublisherKind::Stdout => Publisher::Stdout(Stdout::new(cli.format)),
         #[cfg(feature = "xenstore")]
-        PublisherKind::Xenstore => Publisher::Xenstore(
-            xen_guest_agent::publishers::xenstore::Xenstore::new(&cli)
-                .map_err(|e| e.to_string())?,
-        ),
+        PublisherKind::Xenstore => {
+            Publisher::Xenstore(xen_guest_agent::publishers::xenstore::Xenstore::new(&cli)?)
+        }
     };
     let config = collectors::Config {
         memory_interval: cli.memory_interval,
@@ -68,7 +68,5 @@ async fn run(cli: Cli) -> Result<(), String> {
         publish_timeout: cli.publish_timeout,
         oneshot: cli.oneshot,
     };
-    agent::run(collectors::start(&config), &mut publisher, stop, options)
-        .await
-        .map_err(|e| e.to_string())
+    agent::run(collectors::start(&config), &mut publisher, stop, options).await
 }

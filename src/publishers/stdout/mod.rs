@@ -1,16 +1,14 @@
 //! The stdout publisher: one line per change, readable text or JSON.
 //!
 //! For debugging outside Xen and for tests: the JSON lines carry every fact
-//! of the model, so a reader can rebuild the agent's view exactly.
-//!
-//! A change set is rendered into one buffer, kept between change sets, and
-//! written with one `write`: a netlink event costs one syscall here, and
-//! no allocation once the buffer has grown to a change set's size.
+//! of the model, so a reader can rebuild the agent's view exactly. A change
+//! set is written with one `write`, so that readers see it whole.
 
-mod push;
-
-use std::fmt::Write as _;
+use std::fmt;
 use std::io::{self, Write};
+use std::net::IpAddr;
+
+use serde_json::{json, Value};
 
 use crate::cli::Format;
 use crate::state::{Address, Change, Kind, Link};
@@ -25,7 +23,7 @@ pub struct Stdout<W = io::Stdout> {
     format: Format,
     out: W,
     /// The lines not written yet.
-    buf: String,
+    buf: Vec<u8>,
     /// Change sets printed.
     generation: u64,
 }
@@ -42,7 +40,7 @@ impl<W: Write> Stdout<W> {
         Stdout {
             format,
             out,
-            buf: String::new(),
+            buf: Vec::new(),
             generation: 0,
         }
     }
@@ -52,10 +50,12 @@ impl<W: Write> Stdout<W> {
     pub fn publish(&mut self, changes: &[Change]) -> io::Result<u64> {
         for change in changes {
             match self.format {
-                Format::Text => text(&mut self.buf, change),
-                Format::Json => json(&mut self.buf, change),
+                Format::Text => writeln!(self.buf, "{}", Text(change))?,
+                Format::Json => {
+                    serde_json::to_writer(&mut self.buf, &json_of(change))?;
+                    self.buf.push(b'\n');
+                }
             }
-            self.buf.push('\n');
             if self.buf.len() >= WRITE_AT {
                 self.write_out()?;
             }
@@ -72,7 +72,7 @@ impl<W: Write> Stdout<W> {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let result = self.out.write_all(self.buf.as_bytes());
+        let result = self.out.write_all(&self.buf);
         self.buf.clear();
         if self.buf.capacity() > 2 * WRITE_AT {
             self.buf.shrink_to(WRITE_AT);
@@ -81,7 +81,7 @@ impl<W: Write> Stdout<W> {
     }
 }
 
-/// `kind` as a word, and the VIF id when there is one.
+/// `kind` as a word.
 fn kind_name(kind: Kind) -> &'static str {
     match kind {
         Kind::Vif(_) => "vif",
@@ -92,189 +92,9 @@ fn kind_name(kind: Kind) -> &'static str {
     }
 }
 
-/// A value for the text format: bare when it is one plain word, quoted with
-/// Rust-style escapes otherwise (names may hold spaces or odd bytes).
-fn word(out: &mut String, s: &str) {
-    if !s.is_empty()
-        && s.bytes()
-            .all(|c| c.is_ascii_graphic() && c != b'"' && c != b'\\' && c != b'=')
-    {
-        out.push_str(s);
-    } else {
-        let _ = write!(out, "{s:?}");
-    }
-}
-
-/// ` key=value` for the text format.
-fn tword(out: &mut String, key: &str, value: &str) {
-    out.push(' ');
-    out.push_str(key);
-    out.push('=');
-    word(out, value);
-}
-
-/// ` key=n` for the text format.
-fn tuint(out: &mut String, key: &str, n: u64) {
-    out.push(' ');
-    out.push_str(key);
-    out.push('=');
-    push::uint(out, n);
-}
-
-fn text_link(out: &mut String, l: &Link) {
-    tuint(out, "index", l.index.into());
-    tword(out, "name", &l.name);
-    out.push_str(" mac=");
-    out.push_str(l.mac.as_deref().unwrap_or("-"));
-    out.push_str(" kind=");
-    out.push_str(kind_name(l.kind));
-    if let Kind::Vif(id) = l.kind {
-        tuint(out, "vif", id.into());
-    }
-    match l.master {
-        Some(m) => tuint(out, "master", m.into()),
-        None => out.push_str(" master=-"),
-    }
-    out.push_str(if l.up { " up" } else { " down" });
-}
-
-fn text_addr(out: &mut String, l: &Link, addr: &std::net::IpAddr, a: &Address) {
-    tuint(out, "index", l.index.into());
-    tword(out, "name", &l.name);
-    out.push_str(" address=");
-    push::ip(out, addr);
-    out.push('/');
-    push::uint(out, a.prefix.into());
-    for (i, f) in a.flags.names().iter().enumerate() {
-        out.push_str(if i == 0 { " flags=" } else { "," });
-        out.push_str(f);
-    }
-}
-
-/// The readable line of one change.
-fn text(out: &mut String, change: &Change) {
+/// What a change is, as the lines name it.
+fn what(change: &Change) -> &'static str {
     match change {
-        Change::Os(os) => {
-            out.push_str("os");
-            tword(out, "distro", &os.distro);
-            tword(out, "version", &os.version);
-            tword(out, "major", &os.major);
-            tword(out, "minor", &os.minor);
-            tword(out, "name", &os.name);
-        }
-        Change::Kernel(k) => {
-            out.push_str("kernel");
-            tword(out, "sysname", &k.sysname);
-            tword(out, "release", &k.release);
-            tword(out, "machine", &k.machine);
-            tword(out, "version", &k.version);
-        }
-        Change::Memory(m) => {
-            out.push_str("memory");
-            tuint(out, "total_kib", m.total_kib);
-            tuint(out, "available_kib", m.available_kib);
-        }
-        Change::LinkAdded(l) => {
-            out.push_str("link-added");
-            text_link(out, l);
-        }
-        Change::LinkChanged { old, new } => {
-            out.push_str("link-changed");
-            text_link(out, new);
-            if old.name != new.name {
-                tword(out, "old_name", &old.name);
-            }
-        }
-        Change::LinkRemoved(l) => {
-            out.push_str("link-removed");
-            text_link(out, l);
-        }
-        Change::AddressAdded { link, addr, info } => {
-            out.push_str("address-added");
-            text_addr(out, link, addr, info);
-        }
-        Change::AddressChanged {
-            link, addr, new, ..
-        } => {
-            out.push_str("address-changed");
-            text_addr(out, link, addr, new);
-        }
-        Change::AddressRemoved { link, addr, info } => {
-            out.push_str("address-removed");
-            text_addr(out, link, addr, info);
-        }
-    }
-}
-
-/// `,"key":` for the JSON format.
-fn jkey(out: &mut String, key: &str) {
-    out.push_str(",\"");
-    out.push_str(key);
-    out.push_str("\":");
-}
-
-/// `,"key":"value"`
-fn jfield(out: &mut String, key: &str, value: &str) {
-    jkey(out, key);
-    push::json_string(out, value);
-}
-
-/// `,"key":n`
-fn juint(out: &mut String, key: &str, n: u64) {
-    jkey(out, key);
-    push::uint(out, n);
-}
-
-/// `,"key":n` or `,"key":null`
-fn jopt(out: &mut String, key: &str, n: Option<u32>) {
-    match n {
-        Some(n) => juint(out, key, n.into()),
-        None => {
-            jkey(out, key);
-            out.push_str("null");
-        }
-    }
-}
-
-fn json_link(out: &mut String, l: &Link) {
-    juint(out, "index", l.index.into());
-    jfield(out, "name", &l.name);
-    match &l.mac {
-        Some(m) => jfield(out, "mac", m),
-        None => out.push_str(",\"mac\":null"),
-    }
-    jfield(out, "kind", kind_name(l.kind));
-    jopt(out, "vif", l.kind.vif());
-    jopt(out, "master", l.master);
-    out.push_str(if l.up {
-        ",\"up\":true"
-    } else {
-        ",\"up\":false"
-    });
-}
-
-fn json_addr(out: &mut String, l: &Link, addr: &std::net::IpAddr, a: &Address) {
-    juint(out, "index", l.index.into());
-    jfield(out, "name", &l.name);
-    // An address needs no escaping.
-    jkey(out, "address");
-    out.push('"');
-    push::ip(out, addr);
-    out.push('"');
-    juint(out, "prefix", a.prefix.into());
-    out.push_str(",\"flags\":[");
-    for (i, f) in a.flags.names().iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        push::json_string(out, f);
-    }
-    out.push(']');
-}
-
-/// The JSON object of one change: `{"change": <what>, ...facts}`.
-fn json(out: &mut String, change: &Change) {
-    let what = match change {
         Change::Os(_) => "os",
         Change::Kernel(_) => "kernel",
         Change::Memory(_) => "memory",
@@ -284,32 +104,160 @@ fn json(out: &mut String, change: &Change) {
         Change::AddressAdded { .. } => "address-added",
         Change::AddressChanged { .. } => "address-changed",
         Change::AddressRemoved { .. } => "address-removed",
-    };
-    out.push_str("{\"change\":\"");
-    out.push_str(what);
-    out.push('"');
-    match change {
-        Change::Os(os) => {
-            jfield(out, "distro", &os.distro);
-            jfield(out, "name", &os.name);
-            jfield(out, "version", &os.version);
-            jfield(out, "major", &os.major);
-            jfield(out, "minor", &os.minor);
+    }
+}
+
+/// A value of the text format: bare when it is one plain word, quoted with
+/// Rust-style escapes otherwise (names may hold spaces or odd bytes).
+struct Word<'a>(&'a str);
+
+impl fmt::Display for Word<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let plain = !self.0.is_empty()
+            && self
+                .0
+                .bytes()
+                .all(|c| c.is_ascii_graphic() && c != b'"' && c != b'\\' && c != b'=');
+        if plain {
+            f.write_str(self.0)
+        } else {
+            write!(f, "{:?}", self.0)
         }
-        Change::Kernel(k) => {
-            jfield(out, "sysname", &k.sysname);
-            jfield(out, "release", &k.release);
-            jfield(out, "version", &k.version);
-            jfield(out, "machine", &k.machine);
+    }
+}
+
+/// The link facts of a text line.
+struct TextLink<'a>(&'a Link);
+
+impl fmt::Display for TextLink<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let l = self.0;
+        write!(
+            f,
+            " index={} name={} mac={} kind={}",
+            l.index,
+            Word(&l.name),
+            l.mac.as_deref().unwrap_or("-"),
+            kind_name(l.kind)
+        )?;
+        if let Kind::Vif(id) = l.kind {
+            write!(f, " vif={id}")?;
         }
-        Change::Memory(m) => {
-            juint(out, "total_kib", m.total_kib);
-            juint(out, "available_kib", m.available_kib);
+        match l.master {
+            Some(m) => write!(f, " master={m}")?,
+            None => f.write_str(" master=-")?,
         }
-        Change::LinkAdded(l) | Change::LinkRemoved(l) => json_link(out, l),
+        f.write_str(if l.up { " up" } else { " down" })
+    }
+}
+
+/// The address facts of a text line.
+struct TextAddress<'a>(&'a Link, &'a IpAddr, &'a Address);
+
+impl fmt::Display for TextAddress<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (l, addr, a) = (self.0, self.1, self.2);
+        write!(
+            f,
+            " index={} name={} address={addr}/{}",
+            l.index,
+            Word(&l.name),
+            a.prefix
+        )?;
+        let flags = a.flags.names();
+        if !flags.is_empty() {
+            write!(f, " flags={}", flags.join(","))?;
+        }
+        Ok(())
+    }
+}
+
+/// The readable line of one change.
+struct Text<'a>(&'a Change);
+
+impl fmt::Display for Text<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(what(self.0))?;
+        match self.0 {
+            Change::Os(os) => write!(
+                f,
+                " distro={} version={} major={} minor={} name={}",
+                Word(&os.distro),
+                Word(&os.version),
+                Word(&os.major),
+                Word(&os.minor),
+                Word(&os.name)
+            ),
+            Change::Kernel(k) => write!(
+                f,
+                " sysname={} release={} machine={} version={}",
+                Word(&k.sysname),
+                Word(&k.release),
+                Word(&k.machine),
+                Word(&k.version)
+            ),
+            Change::Memory(m) => write!(
+                f,
+                " total_kib={} available_kib={}",
+                m.total_kib, m.available_kib
+            ),
+            Change::LinkAdded(l) | Change::LinkRemoved(l) => TextLink(l).fmt(f),
+            Change::LinkChanged { old, new } => {
+                TextLink(new).fmt(f)?;
+                if old.name != new.name {
+                    write!(f, " old_name={}", Word(&old.name))?;
+                }
+                Ok(())
+            }
+            Change::AddressAdded { link, addr, info }
+            | Change::AddressRemoved { link, addr, info }
+            | Change::AddressChanged {
+                link,
+                addr,
+                new: info,
+                ..
+            } => TextAddress(link, addr, info).fmt(f),
+        }
+    }
+}
+
+fn json_link(l: &Link) -> Value {
+    json!({
+        "index": l.index,
+        "name": l.name,
+        "mac": l.mac,
+        "kind": kind_name(l.kind),
+        "vif": l.kind.vif(),
+        "master": l.master,
+        "up": l.up,
+    })
+}
+
+/// The JSON object of one change: `{"change": <what>, ...facts}`.
+fn json_of(change: &Change) -> Value {
+    let mut v = match change {
+        Change::Os(os) => json!({
+            "distro": os.distro,
+            "name": os.name,
+            "version": os.version,
+            "major": os.major,
+            "minor": os.minor,
+        }),
+        Change::Kernel(k) => json!({
+            "sysname": k.sysname,
+            "release": k.release,
+            "version": k.version,
+            "machine": k.machine,
+        }),
+        Change::Memory(m) => json!({
+            "total_kib": m.total_kib,
+            "available_kib": m.available_kib,
+        }),
+        Change::LinkAdded(l) | Change::LinkRemoved(l) => json_link(l),
         Change::LinkChanged { old, new } => {
-            json_link(out, new);
-            jfield(out, "old_name", &old.name);
+            let mut v = json_link(new);
+            v["old_name"] = json!(old.name);
+            v
         }
         Change::AddressAdded { link, addr, info }
         | Change::AddressRemoved { link, addr, info }
@@ -318,9 +266,16 @@ fn json(out: &mut String, change: &Change) {
             addr,
             new: info,
             ..
-        } => json_addr(out, link, addr, info),
-    }
-    out.push('}');
+        } => json!({
+            "index": link.index,
+            "name": link.name,
+            "address": addr.to_string(),
+            "prefix": info.prefix,
+            "flags": info.flags.names(),
+        }),
+    };
+    v["change"] = json!(what(change));
+    v
 }
 
 #[cfg(test)]
@@ -349,10 +304,7 @@ mod tests {
     }
 
     fn both(c: &Change) -> (String, serde_json::Value) {
-        let (mut t, mut j) = (String::new(), String::new());
-        text(&mut t, c);
-        json(&mut j, c);
-        (t, serde_json::from_str(&j).expect(&j))
+        (Text(c).to_string(), json_of(c))
     }
 
     #[test]
@@ -477,11 +429,12 @@ mod tests {
             ),
         ];
         for (change, t, j) in cases {
-            let (mut text_line, mut json_line) = (String::new(), String::new());
-            text(&mut text_line, &change);
-            json(&mut json_line, &change);
+            let (text_line, json_line) = both(&change);
             assert_eq!(text_line, t);
-            assert_eq!(json_line, j);
+            assert_eq!(
+                json_line,
+                serde_json::from_str::<serde_json::Value>(j).unwrap()
+            );
         }
     }
 

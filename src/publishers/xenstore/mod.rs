@@ -16,17 +16,11 @@
 
 pub mod clock;
 pub mod guest;
-pub mod memtree;
 pub mod native;
 pub mod plan;
-pub mod rfc;
 pub mod schedule;
 pub mod schema;
 pub mod session;
-pub mod slots;
-// Not `mod std`: it would shadow the standard library in this module's paths.
-#[path = "std.rs"]
-pub mod std_schema;
 pub mod store;
 
 use std::io;
@@ -39,6 +33,8 @@ use crate::cli::Cli;
 use crate::error::Error;
 use crate::state::{ChangeSet, Guest};
 use schedule::{Next, Schedule, Step};
+use schema::rfc::Rfc;
+use schema::standard::Standard;
 use schema::{Context, Schema};
 use session::Session;
 use store::Opener;
@@ -86,12 +82,12 @@ impl Xenstore {
         };
         let (schema, other) = match cli.schema {
             crate::cli::Schema::Std => (
-                Box::new(std_schema::Std::new()) as Box<dyn Schema>,
-                rfc::Rfc::new().owned(),
+                Box::new(Standard::new()) as Box<dyn Schema>,
+                Rfc::new().owned(),
             ),
             crate::cli::Schema::Rfc => (
-                Box::new(rfc::Rfc::new()) as Box<dyn Schema>,
-                std_schema::Std::new().owned(),
+                Box::new(Rfc::new()) as Box<dyn Schema>,
+                Standard::new().owned(),
             ),
         };
         let opener = if cli.dry_run {

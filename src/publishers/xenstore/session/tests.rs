@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use super::super::native::Errno;
-use super::super::rfc::Rfc;
 use super::super::schedule::Outcome;
+use super::super::schema::rfc::Rfc;
+use super::super::schema::standard::Standard as Std;
 use super::super::schema::{Context, Nodes, Schema};
-use super::super::std_schema::Std;
 use super::super::store::memory::Memory;
 use super::super::store::Opener;
 use super::*;

@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::super::memtree::MemTree;
 use super::super::native::{Answer, Errno, Lost, Reply, Request, TxId};
+use super::tree::MemTree;
 
 /// An open transaction: its copy of the tree and what it did.
 struct Transaction {

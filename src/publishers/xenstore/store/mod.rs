@@ -8,6 +8,7 @@
 #[cfg(feature = "libxenstore")]
 pub mod libxenstore;
 pub mod memory;
+pub mod tree;
 
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! An in-memory xenstore tree, for the dry run and the tests' fake.
+//! An in-memory xenstore tree, for the memory store (the dry run, tests).
 //!
 //! It keeps xenstore's semantics that matter to the publisher: writing a
 //! node creates its missing parents with empty values, removing a node
@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use super::schema::Nodes;
+use super::super::schema::Nodes;
 
 /// Every node by path (parents included), with its value.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -1,5 +1,5 @@
-//! The contract between a schema (what to write where: pure) and the
-//! xenstore connection (how to write it: I/O).
+//! Schemas: what to write where (pure), for [`standard`] (what XAPI reads)
+//! and [`rfc`] (the structured tree), and what they share.
 //!
 //! A schema renders the complete set of nodes it wants from the model; the
 //! publisher diffs that against what it last wrote (or read back at start)
@@ -8,9 +8,16 @@
 //! remove what is no longer true" hold by construction, after a restart, a
 //! reconnection or a migration alike.
 
-use std::collections::BTreeMap;
+pub mod rfc;
+pub mod slots;
+pub mod standard;
 
-use crate::state::Guest;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use super::plan::sanitize;
+use crate::state::{Address, Guest, Interface};
+use slots::Family;
 
 /// Nodes by path relative to the domain's home (`data/os_name`), with their
 /// values. Only leaves: parents are implied.
@@ -70,4 +77,40 @@ pub trait Schema: Send {
     /// Every node the schema wants now. Must be deterministic for a given
     /// model, context and history.
     fn render(&mut self, guest: &Guest, ctx: &Context) -> Nodes;
+}
+
+/// Insert `path` = `value` made writable; an empty value is left out
+/// (absent means unknown, which readers handle better than an empty
+/// string; and a leaf is never empty in the layouts).
+pub fn put(nodes: &mut Nodes, path: impl Into<String>, value: &str) {
+    let value = sanitize(value);
+    if !value.is_empty() {
+        nodes.insert(path.into(), value);
+    }
+}
+
+/// The SR-IOV VF id whose MAC dom0 announced for `iface`, if any.
+pub fn sriov_vf<'c>(iface: &Interface, ctx: &'c Context) -> Option<&'c str> {
+    let mac = iface.link.mac.as_deref()?;
+    ctx.sriov_vfs
+        .iter()
+        .find(|(_, vf)| vf.trim().eq_ignore_ascii_case(mac))
+        .map(|(id, _)| id.as_str())
+}
+
+/// The addresses of `family` among `addrs` that dom0 is shown (not
+/// tentative, not DAD-failed), sorted, without duplicates: what the slots
+/// are assigned from.
+pub fn reportable<'a>(
+    addrs: impl IntoIterator<Item = (&'a IpAddr, &'a Address)>,
+    family: Family,
+) -> Vec<IpAddr> {
+    let mut v: Vec<IpAddr> = addrs
+        .into_iter()
+        .filter(|(a, info)| Family::of(a) == family && info.flags.reportable())
+        .map(|(a, _)| *a)
+        .collect();
+    v.sort_unstable();
+    v.dedup();
+    v
 }
