@@ -153,6 +153,13 @@ pub struct Cli {
     #[arg(long, value_enum, env = "XENSTORE_BACKEND", default_value = "auto")]
     pub xenstore_backend: XenstoreBackend,
 
+    /// Seconds xenstored may take to answer: past them the connection is
+    /// taken as gone, opened again, and everything reconciled (the native
+    /// backend; libxenstore's calls cannot be given up).
+    #[cfg(feature = "xenstore")]
+    #[arg(long, value_name = "SECONDS", default_value = "20", value_parser = seconds)]
+    pub xenstore_timeout: Duration,
+
     /// Seconds the first publication may take: past them the agent tells
     /// the service manager it is ready anyway (and goes on trying), and
     /// --oneshot fails.
@@ -256,6 +263,8 @@ impl Cli {
                     ("no_feature_balloon", "--no-feature-balloon"),
                     #[cfg(feature = "xenstore")]
                     ("xenstore_backend", "--xenstore-backend"),
+                    #[cfg(feature = "xenstore")]
+                    ("xenstore_timeout", "--xenstore-timeout"),
                 ],
                 "to the xenstore publisher (--publisher xenstore)",
             )?;
@@ -263,7 +272,10 @@ impl Cli {
             #[cfg(feature = "xenstore")]
             if self.dry_run {
                 refuse(
-                    &[("xenstore_backend", "--xenstore-backend")],
+                    &[
+                        ("xenstore_backend", "--xenstore-backend"),
+                        ("xenstore_timeout", "--xenstore-timeout"),
+                    ],
                     "when connecting to xenstore (a dry run connects to none)",
                 )?;
             }

@@ -150,8 +150,22 @@ impl Agent {
         self.applied += 1;
     }
 
-    /// Wait until the agent's model equals what `ip` shows in `ns`.
+    /// Wait until the agent's model equals what `ip` shows in `ns`, and
+    /// stays so: a first match could be undone by stale notifications
+    /// still queued (after an overflow, say), so a sentinel change follows
+    /// (an address added to `lo`, then removed): the agent reports changes
+    /// in order, so once it shows the sentinel it has applied everything
+    /// before it, and the model must still be what `ip` shows.
     pub fn wait_converged(&mut self, ns: &Netns, what: &str, timeout: Duration) {
+        self.converged(ns, what, timeout);
+        const SENTINEL: &str = "198.51.100.254/32";
+        ns.ip(["addr", "add", SENTINEL, "dev", "lo"]);
+        self.converged(ns, &format!("{what} (sentinel added)"), timeout);
+        ns.ip(["addr", "del", SENTINEL, "dev", "lo"]);
+        self.converged(ns, &format!("{what} (sentinel removed)"), timeout);
+    }
+
+    fn converged(&mut self, ns: &Netns, what: &str, timeout: Duration) {
         let mut last = Model::default();
         let ok = self.try_wait_for(what, timeout, |m| {
             last = ns.snapshot();

@@ -227,3 +227,120 @@ fn slow_replies_delay_but_do_not_break_publication() {
     assert_committed_in_order(&t);
     agent.assert_running();
 }
+
+#[test]
+#[ignore = "needs root (network namespaces): tests/run.sh runs it, or run as root with --include-ignored"]
+fn a_new_domain_and_an_address_change_at_the_same_moment_leave_the_whole_tree() {
+    // The resume race: the new domain's watch and a change set arrive
+    // together, in either order. Whatever the order, the new domain must
+    // end up with the whole tree, not just the change.
+    let Some(t) = Scenario::new("a_new_domain_and_an_address_change_at_the_same_moment") else {
+        return;
+    };
+    let (base, agent) = start_on_vif0(&t);
+    let mut v4 = vec![(0, "10.0.0.2".to_string())];
+    let tree = |v4: &[(usize, String)]| {
+        let v4: Vec<(usize, &str)> = v4.iter().map(|(n, a)| (*n, a.as_str())).collect();
+        with(&base, vif_nodes(0, &v4, &[]))
+    };
+    t.wait_tree(&tree(&v4), WAIT);
+    const ROUNDS: u32 = 20;
+    for round in 0..ROUNDS {
+        let addr = format!("10.0.1.{}", round + 1);
+        let cmd = format!("addr add {addr}/24 dev eth0");
+        // The address first, the domain first, and both from two threads.
+        match round % 3 {
+            0 => {
+                t.ip_batch(&[cmd]);
+                t.xs.new_domain(10 + round);
+            }
+            1 => {
+                t.xs.new_domain(10 + round);
+                t.ip_batch(&[cmd]);
+            }
+            _ => std::thread::scope(|s| {
+                s.spawn(|| t.ip_batch(&[cmd]));
+                s.spawn(|| t.xs.new_domain(10 + round));
+            }),
+        }
+        v4.push((round as usize + 1, addr));
+        t.wait_tree(&tree(&v4), WAIT);
+    }
+    assert!(agent.count("publishing everything again") >= ROUNDS as usize);
+    agent.assert_no_errors();
+}
+
+#[test]
+#[ignore = "needs root (network namespaces): tests/run.sh runs it, or run as root with --include-ignored"]
+fn garbage_truncated_and_missing_replies_and_stray_events_are_survived() {
+    use test_xenstored::Corruption;
+    let Some(t) = Scenario::new("garbage_truncated_and_missing_replies_and_stray_events") else {
+        return;
+    };
+    t.add_vif(0);
+    t.ip(&["addr", "add", "10.0.0.2/24", "dev", "eth0"]);
+    let base = t.base(&[]);
+    let mut agent = t.agent(&["--xenstore-timeout", "2"]);
+    started(&agent);
+    let mut v4 = vec![(0, "10.0.0.2".to_string())];
+    let tree = |v4: &[(usize, String)]| {
+        let v4: Vec<(usize, &str)> = v4.iter().map(|(n, a)| (*n, a.as_str())).collect();
+        with(&base, vif_nodes(0, &v4, &[]))
+    };
+    t.wait_tree(&tree(&v4), WAIT);
+    let mut add = |v4: &mut Vec<(usize, String)>| {
+        let n = v4.len();
+        let addr = format!("10.0.2.{n}");
+        t.ip(&["addr", "add", &format!("{addr}/24"), "dev", "eth0"]);
+        v4.push((n, addr));
+    };
+
+    // A stray event (a token nobody registered): ignored.
+    t.xs.spurious_watch_event("data/whatever", "not-a-token-of-ours");
+    add(&mut v4);
+    t.wait_tree(&tree(&v4), WAIT);
+
+    // Each corrupted reply: the connection is dropped, opened again, and
+    // everything reconciled; the change that met the fault is published.
+    let faults = [
+        Corruption::Garbage,
+        Corruption::TruncatedHeader,
+        Corruption::HugeLength,
+        Corruption::UnknownRequestId,
+        Corruption::WrongType,
+        Corruption::HalfPayload,
+    ];
+    let mut outages = 0;
+    for how in faults {
+        t.xs.corrupt_next_reply(how);
+        add(&mut v4);
+        t.wait_tree(&tree(&v4), WAIT);
+        outages += 1;
+        agent.wait_logs("xenstore connection is back", outages, WAIT);
+    }
+
+    // A xenstored that takes requests but never answers: given up after
+    // --xenstore-timeout with the native backend. libxenstore's calls
+    // cannot be given up: its thread waits as long as xenstored does.
+    if agent.native() {
+        t.xs.swallow_replies(true);
+        add(&mut v4);
+        agent.wait_log("no reply within the deadline", WAIT);
+        t.xs.swallow_replies(false);
+        t.wait_tree(&tree(&v4), WAIT);
+        outages += 1;
+        agent.wait_logs("xenstore connection is back", outages, WAIT);
+    } else {
+        eprintln!("(swallowed replies: native backend only, see above)");
+    }
+
+    assert_eq!(
+        agent.count("xenstore connection failed"),
+        outages,
+        "{:#?}",
+        agent.stderr()
+    );
+    assert_eq!(unchanged_writes(&t), vec![]);
+    agent.assert_no_errors();
+    agent.assert_running();
+}

@@ -108,7 +108,7 @@ impl Xenstore {
                 ""
             }
         );
-        let session = Session::new(opener, schema, other, ctx);
+        let session = Session::new(opener, schema, other, ctx).with_timeout(cli.xenstore_timeout);
         Ok(Self::start(session, !cli.dry_run))
     }
 

@@ -9,6 +9,7 @@
 //! leave a partial tree behind.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use super::native::{Answer, Errno, Lost, Reply, Request, TxId};
 use super::plan::{apply, plan};
@@ -29,6 +30,9 @@ pub const DOMAIN_ID: &str = "unique-domain-id";
 
 /// Watched: dom0's announcement of SR-IOV virtual functions.
 pub const SRIOV_VFS: &str = "xenserver/device/net-sriov-vf";
+
+/// `--xenstore-timeout`'s default.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The watches, by token.
 const WATCHES: [(&str, &str); 2] = [(DOMAIN_ID, "domain"), (SRIOV_VFS, "sriov")];
@@ -71,6 +75,8 @@ pub struct Session {
     down_logged: bool,
     /// A refused transaction was logged (until one commits).
     refusal_logged: bool,
+    /// How long xenstored may take to answer a batch (`--xenstore-timeout`).
+    timeout: Duration,
 }
 
 impl Session {
@@ -101,7 +107,15 @@ impl Session {
             clock: timestamp,
             down_logged: false,
             refusal_logged: false,
+            timeout: DEFAULT_TIMEOUT,
         }
+    }
+
+    /// How long xenstored may take to answer a batch before the connection
+    /// is taken as gone.
+    pub fn with_timeout(mut self, timeout: Duration) -> Session {
+        self.timeout = timeout;
+        self
     }
 
     /// Replace the clock that stamps `data/updated` (tests).
@@ -119,7 +133,7 @@ impl Session {
         };
         if let Some(watcher) = store.watcher() {
             let requests = WATCHES.map(|(path, token)| Request::Watch { path, token });
-            let deadline = tokio::time::Instant::now() + super::store::REPLY_DEADLINE;
+            let deadline = tokio::time::Instant::now() + self.timeout;
             match watcher.batch(&requests, deadline).await {
                 Ok(answers) => {
                     for ((path, _), answer) in WATCHES.iter().zip(answers) {
@@ -508,7 +522,7 @@ impl Session {
             return Ok(Vec::new());
         }
         match &mut self.store {
-            Some(store) => store.batch(requests).await,
+            Some(store) => store.batch(requests, self.timeout).await,
             None => Err(Lost::new("not connected to xenstore")),
         }
     }

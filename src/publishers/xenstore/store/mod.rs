@@ -17,10 +17,6 @@ use tokio::time::Instant;
 use super::native::{Answer, Client, Lost, Places, Request, WatchEvent};
 use crate::cli::XenstoreBackend;
 
-/// A xenstored that does not answer a batch within this long is taken as
-/// gone: the connection is opened again (and everything reconciled).
-pub const REPLY_DEADLINE: Duration = Duration::from_secs(20);
-
 /// An open connection (or the dry run's tree).
 pub enum Store {
     /// The native client: requests and watch events on one connection.
@@ -41,9 +37,16 @@ pub enum Store {
 }
 
 impl Store {
-    /// Make `requests`, in order, and give their answers in the same order.
-    pub async fn batch(&mut self, requests: &[Request<'_>]) -> Result<Vec<Answer>, Lost> {
-        let deadline = Instant::now() + REPLY_DEADLINE;
+    /// Make `requests`, in order, and give their answers in the same order;
+    /// a xenstored that does not answer them all within `timeout` is taken
+    /// as gone. (libxenstore's calls cannot be given up: they block its
+    /// thread until xenstored answers.)
+    pub async fn batch(
+        &mut self,
+        requests: &[Request<'_>],
+        timeout: Duration,
+    ) -> Result<Vec<Answer>, Lost> {
+        let deadline = Instant::now() + timeout;
         match self {
             Store::Native(client) => client.batch(requests, deadline).await,
             #[cfg(feature = "libxenstore")]
