@@ -288,7 +288,7 @@ fn garbage_truncated_and_missing_replies_and_stray_events_are_survived() {
         with(&base, vif_nodes(0, &v4, &[]))
     };
     t.wait_tree(&tree(&v4), WAIT);
-    let mut add = |v4: &mut Vec<(usize, String)>| {
+    let add = |v4: &mut Vec<(usize, String)>| {
         let n = v4.len();
         let addr = format!("10.0.2.{n}");
         t.ip(&["addr", "add", &format!("{addr}/24"), "dev", "eth0"]);
