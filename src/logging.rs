@@ -1,9 +1,7 @@
 //! Logging to syslog (the default for a service) or to standard error.
 //!
-//! A small `log::Log` of our own rather than a logging framework: the agent
-//! needs a level filter (`--loglevel`, or `RUST_LOG` with per-module
-//! directives) and two sinks, nothing more, and every byte of the binary is
-//! multiplied by the number of guests.
+//! A small `log::Log` of our own: a level filter (`--loglevel`, or
+//! `RUST_LOG` through env_filter) and two sinks are all the agent needs.
 
 use std::ffi::CString;
 use std::io::Write;

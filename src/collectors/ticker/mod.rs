@@ -1,20 +1,8 @@
 //! A periodic tick for the collectors that sample (memory, interface
-//! polling), made so that an idle agent wakes once per period.
-//!
-//! tokio's timers (`tokio::time::interval`, `sleep`) live in a
-//! hierarchical wheel: for a 60 s deadline the runtime parks until the
-//! start of the coarse slot that holds it, then cascades through finer
-//! levels, which costs 3 wakeups per expiry (55.8 s, 2.57 s, 36 ms in
-//! bench/ANALYSIS.md), and registering the next deadline from inside the
-//! loop wakes the runtime once more through its eventfd. On Linux a
-//! periodic `timerfd` (CLOCK_MONOTONIC) polled by tokio's reactor wakes the
-//! thread exactly once per period. Other systems keep tokio's interval.
-//!
-//! The first tick is immediate and involves no timer at all: a collector
-//! samples at once on start (a tokio timer, even an elapsed one, completes
-//! only at the next millisecond tick of the wheel, which delayed the first
-//! publication by up to 1 ms). Ticks missed while the agent was stopped or
-//! busy collapse into one.
+//! polling), so that an idle agent wakes once per period: on Linux a
+//! periodic `timerfd` (tokio's timer wheel costs 3 wakeups per 60 s expiry:
+//! bench/ANALYSIS.md), elsewhere tokio's interval. The first tick is
+//! immediate and needs no timer; ticks missed while busy collapse into one.
 
 use std::time::Duration;
 

@@ -14,15 +14,9 @@
 //! complete snapshot, which the state diffs. It never ends, except in
 //! `oneshot` mode after the first snapshot.
 //!
-//! Why not the `rtnetlink`/`netlink-proto` stack: `netlink-proto` 0.14 turns
-//! a read error other than `ENOBUFS` into the silent end of its connection,
-//! and drops any message `netlink-packet-route` fails to parse with only a
-//! log line; that parser rejects link and IPv4 address messages whose
-//! interface name is not UTF-8 (`IFLA_IFNAME`, `IFA_LABEL`), which the
-//! kernel allows, so such an interface would silently vanish. It also
-//! matches replies by sequence number alone, which a notification caused by
-//! another process can carry. Reading the few fields we need in place
-//! ([`wire`]) is short, allocation-free and total.
+//! The few fields needed are read in place ([`wire`]) rather than through
+//! `rtnetlink`/`netlink-packet-route`, which drop interfaces whose name is
+//! not UTF-8 and end their stream silently on errors (README, Architecture).
 
 mod wire;
 
