@@ -8,6 +8,8 @@
 //! remove what is no longer true" hold by construction, after a restart, a
 //! reconnection or a migration alike.
 
+#[cfg(test)]
+pub mod fixtures;
 pub mod rfc;
 pub mod slots;
 pub mod standard;

@@ -1,18 +1,16 @@
 //! The session against the in-memory store, with the real schemas: what
 //! reaches xenstore, in how many round trips, and how faults are survived.
 
-use std::collections::BTreeMap;
-use std::net::IpAddr;
-
 use super::super::native::Errno;
 use super::super::schedule::Outcome;
+use super::super::schema::fixtures::{self, ctx, iface, link};
 use super::super::schema::rfc::Rfc;
 use super::super::schema::standard::Standard as Std;
-use super::super::schema::{Context, Nodes, Schema};
+use super::super::schema::{Nodes, Schema};
 use super::super::store::memory::Memory;
 use super::super::store::Opener;
 use super::*;
-use crate::state::{Address, Guest, Interface, KernelInfo, Kind, Link, MemoryInfo, OsInfo};
+use crate::state::{Address, Guest, Interface, Kind, Link, MemoryInfo};
 
 fn stamp() -> String {
     "T".into()
@@ -23,51 +21,20 @@ fn stamp2() -> String {
     "T2".into()
 }
 
-fn ctx() -> Context {
-    Context {
-        sriov_vfs: BTreeMap::new(),
-        max_addresses: 32,
-        feature_balloon: true,
-    }
-}
-
+/// The fixtures' guest with `eth0` (VIF 0) holding `addrs` (/24), and
+/// `free` KiB available out of 1000.
 fn guest(free: u64, addrs: &[&str]) -> Guest {
-    let link = Link {
-        index: 2,
-        name: "eth0".into(),
-        mac: Some("00:16:3e:00:00:01".into()),
-        kind: Kind::Vif(0),
-        master: None,
-        up: true,
-    };
-    let mut iface = Interface::new(link);
-    for a in addrs {
-        let addr: IpAddr = a.parse().unwrap();
-        let info = Address {
-            prefix: 24,
-            flags: Default::default(),
-        };
-        iface.addresses.insert(addr, info);
-    }
-    Guest {
-        os: Some(OsInfo {
-            distro: "debian".into(),
-            name: "Debian GNU/Linux 12 (bookworm)".into(),
-            version: "12.5".into(),
-            major: "12".into(),
-            minor: "5".into(),
-        }),
-        kernel: Some(KernelInfo {
-            sysname: "Linux".into(),
-            release: "6.1.0-18-amd64".into(),
-            ..Default::default()
-        }),
-        memory: Some(MemoryInfo {
-            total_kib: 1000,
-            available_kib: free,
-        }),
-        interfaces: BTreeMap::from([(2, iface)]),
-    }
+    let addrs: Vec<(&str, u8)> = addrs.iter().map(|a| (*a, 24)).collect();
+    let eth0 = iface(
+        link(2, "eth0", Some("00:16:3e:00:00:01"), Kind::Vif(0)),
+        &addrs,
+    );
+    let mut g = fixtures::guest(vec![eth0]);
+    g.memory = Some(MemoryInfo {
+        total_kib: 1000,
+        available_kib: free,
+    });
+    g
 }
 
 /// A std session on `m`, its clock at [`stamp`].

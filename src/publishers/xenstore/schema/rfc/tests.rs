@@ -1,33 +1,9 @@
 use super::super::super::plan::{plan, valid_path, valid_value};
+use super::super::fixtures::{iface, link};
 use super::super::Op;
 use super::*;
-use crate::state::{AddrFlags, Address, Link};
+use crate::state::{AddrFlags, Address};
 use std::collections::BTreeMap;
-
-fn link(index: u32, name: &str, mac: Option<&str>, kind: Kind) -> Link {
-    Link {
-        index,
-        name: name.into(),
-        mac: mac.map(Into::into),
-        kind,
-        master: None,
-        up: true,
-    }
-}
-
-fn iface(link: Link, addrs: &[(&str, u8)]) -> Interface {
-    let mut i = Interface::new(link);
-    for (a, prefix) in addrs {
-        i.addresses.insert(
-            a.parse().unwrap(),
-            Address {
-                prefix: *prefix,
-                flags: AddrFlags::default(),
-            },
-        );
-    }
-    i
-}
 
 fn sample() -> Guest {
     let mut vif = iface(

@@ -1,73 +1,18 @@
 use super::super::super::plan::{plan, valid_path, valid_value};
+use super::super::fixtures::{ctx, guest, iface, link};
 use super::super::Op;
 use super::*;
-use crate::state::{AddrFlags, Address, KernelInfo, Link, MemoryInfo, OsInfo};
-
-pub(super) fn link(index: u32, name: &str, mac: &str, kind: Kind) -> Link {
-    Link {
-        index,
-        name: name.into(),
-        mac: Some(mac.into()),
-        kind,
-        master: None,
-        up: true,
-    }
-}
-
-pub(super) fn iface(link: Link, addrs: &[(&str, u8)]) -> Interface {
-    let mut i = Interface::new(link);
-    for (a, prefix) in addrs {
-        i.addresses.insert(
-            a.parse().unwrap(),
-            Address {
-                prefix: *prefix,
-                flags: AddrFlags::default(),
-            },
-        );
-    }
-    i
-}
-
-pub(super) fn guest(ifaces: Vec<Interface>) -> Guest {
-    Guest {
-        os: Some(OsInfo {
-            distro: "debian".into(),
-            name: "Debian GNU/Linux 12 (bookworm)".into(),
-            version: "12.5".into(),
-            major: "12".into(),
-            minor: "5".into(),
-        }),
-        kernel: Some(KernelInfo {
-            sysname: "Linux".into(),
-            release: "6.1.0-18-amd64".into(),
-            version: "#1 SMP PREEMPT_DYNAMIC Debian 6.1.76-1".into(),
-            machine: "x86_64".into(),
-        }),
-        memory: Some(MemoryInfo {
-            total_kib: 2_000_000,
-            available_kib: 1_500_000,
-        }),
-        interfaces: ifaces.into_iter().map(|i| (i.link.index, i)).collect(),
-    }
-}
-
-pub(super) fn ctx() -> Context {
-    Context {
-        sriov_vfs: BTreeMap::new(),
-        max_addresses: 32,
-        feature_balloon: true,
-    }
-}
+use crate::state::{AddrFlags, Address, OsInfo};
 
 fn lo() -> Interface {
-    let mut l = link(1, "lo", "00:00:00:00:00:00", Kind::Loopback);
+    let mut l = link(1, "lo", Some("00:00:00:00:00:00"), Kind::Loopback);
     l.mac = None;
     iface(l, &[("127.0.0.1", 8), ("::1", 128)])
 }
 
 fn eth0() -> Interface {
     iface(
-        link(2, "eth0", "00:16:3e:5e:00:01", Kind::Vif(0)),
+        link(2, "eth0", Some("00:16:3e:5e:00:01"), Kind::Vif(0)),
         &[
             ("10.0.0.2", 24),
             ("fe80::216:3eff:fe5e:1", 64),
@@ -173,19 +118,19 @@ fn only_vifs_and_sriov_vfs_are_published() {
         lo(),
         eth0(),
         iface(
-            link(3, "br0", "02:00:00:00:00:03", Kind::Bridge),
+            link(3, "br0", Some("02:00:00:00:00:03"), Kind::Bridge),
             &[("10.1.0.1", 24)],
         ),
         iface(
-            link(4, "bond0", "02:00:00:00:00:04", Kind::Bond),
+            link(4, "bond0", Some("02:00:00:00:00:04"), Kind::Bond),
             &[("10.2.0.1", 24)],
         ),
         iface(
-            link(5, "veth0", "02:00:00:00:00:05", Kind::Other),
+            link(5, "veth0", Some("02:00:00:00:00:05"), Kind::Other),
             &[("10.3.0.1", 24)],
         ),
         iface(
-            link(6, "enp0s1", "02:00:00:00:00:06", Kind::Other),
+            link(6, "enp0s1", Some("02:00:00:00:00:06"), Kind::Other),
             &[("10.4.0.1", 24)],
         ),
     ]);
@@ -214,12 +159,12 @@ fn only_vifs_and_sriov_vfs_are_published() {
 #[test]
 fn a_vif_in_a_bridge_reports_the_bridges_addresses_and_its_own() {
     let mut vif = iface(
-        link(2, "eth0", "00:16:3e:5e:00:01", Kind::Vif(0)),
+        link(2, "eth0", Some("00:16:3e:5e:00:01"), Kind::Vif(0)),
         &[("169.254.1.1", 16)],
     );
     vif.link.master = Some(3);
     let br = iface(
-        link(3, "xenbr0", "00:16:3e:5e:00:01", Kind::Bridge),
+        link(3, "xenbr0", Some("00:16:3e:5e:00:01"), Kind::Bridge),
         &[("10.0.0.9", 24), ("10.0.0.2", 24), ("2001:db8::9", 64)],
     );
     let g = guest(vec![vif, br]);
@@ -239,15 +184,18 @@ fn a_vif_in_a_bridge_reports_the_bridges_addresses_and_its_own() {
 
 #[test]
 fn a_vif_in_a_bond_in_a_bridge_reports_the_outermost_primary_at_slot_zero() {
-    let mut vif = iface(link(2, "eth0", "00:16:3e:5e:00:01", Kind::Vif(1)), &[]);
+    let mut vif = iface(
+        link(2, "eth0", Some("00:16:3e:5e:00:01"), Kind::Vif(1)),
+        &[],
+    );
     vif.link.master = Some(3);
     let mut bond = iface(
-        link(3, "bond0", "00:16:3e:5e:00:01", Kind::Bond),
+        link(3, "bond0", Some("00:16:3e:5e:00:01"), Kind::Bond),
         &[("10.0.0.1", 8)],
     );
     bond.link.master = Some(4);
     let mut br = iface(
-        link(4, "br0", "00:16:3e:5e:00:01", Kind::Bridge),
+        link(4, "br0", Some("00:16:3e:5e:00:01"), Kind::Bridge),
         &[("10.9.0.1", 24), ("10.9.0.7", 24)],
     );
     // The kernel's primary on the bridge is the later address.
@@ -280,10 +228,13 @@ fn a_vif_in_a_bond_in_a_bridge_reports_the_outermost_primary_at_slot_zero() {
 
 #[test]
 fn a_master_that_is_not_a_bridge_or_bond_lends_nothing() {
-    let mut vif = iface(link(2, "eth0", "00:16:3e:5e:00:01", Kind::Vif(0)), &[]);
+    let mut vif = iface(
+        link(2, "eth0", Some("00:16:3e:5e:00:01"), Kind::Vif(0)),
+        &[],
+    );
     vif.link.master = Some(3);
     let vrf = iface(
-        link(3, "vrf0", "02:00:00:00:00:03", Kind::Other),
+        link(3, "vrf0", Some("02:00:00:00:00:03"), Kind::Other),
         &[("10.0.0.1", 8)],
     );
     let nodes = Standard::new().render(&guest(vec![vif, vrf]), &ctx());
@@ -299,16 +250,16 @@ fn sriov_vfs_are_matched_by_mac_case_insensitively() {
     c.sriov_vfs
         .insert("bad id".into(), "02:ab:cd:00:00:09".into());
     let vf = iface(
-        link(3, "enp0s4", "02:ab:cd:00:00:07", Kind::Other),
+        link(3, "enp0s4", Some("02:ab:cd:00:00:07"), Kind::Other),
         &[("10.5.0.2", 24), ("2001:db8:5::2", 64)],
     );
     let bad = iface(
-        link(5, "enp0s6", "02:ab:cd:00:00:09", Kind::Other),
+        link(5, "enp0s6", Some("02:ab:cd:00:00:09"), Kind::Other),
         &[("10.6.0.2", 24)],
     );
     // A bond over the VF copies its MAC: it is not the VF.
     let bond = iface(
-        link(4, "bond1", "02:ab:cd:00:00:07", Kind::Bond),
+        link(4, "bond1", Some("02:ab:cd:00:00:07"), Kind::Bond),
         &[("10.5.1.2", 24)],
     );
     let g = guest(vec![eth0(), vf, bond, bad]);
@@ -331,10 +282,13 @@ fn sriov_vfs_are_matched_by_mac_case_insensitively() {
 fn a_vf_in_a_bond_reports_the_bonds_addresses() {
     let mut c = ctx();
     c.sriov_vfs.insert("2".into(), "02:ab:cd:00:00:07".into());
-    let mut vf = iface(link(3, "enp0s4", "02:ab:cd:00:00:07", Kind::Other), &[]);
+    let mut vf = iface(
+        link(3, "enp0s4", Some("02:ab:cd:00:00:07"), Kind::Other),
+        &[],
+    );
     vf.link.master = Some(4);
     let bond = iface(
-        link(4, "bond1", "02:ab:cd:00:00:07", Kind::Bond),
+        link(4, "bond1", Some("02:ab:cd:00:00:07"), Kind::Bond),
         &[("10.5.1.2", 24)],
     );
     let nodes = Standard::new().render(&guest(vec![vf, bond]), &c);
@@ -508,7 +462,7 @@ fn adopt_keeps_slots_of_addresses_still_present_and_ignores_garbage() {
     eth.addresses.insert("10.0.0.3".parse().unwrap(), secondary);
     eth.addresses.insert("10.0.0.5".parse().unwrap(), secondary);
     let mut vf = iface(
-        link(3, "enp0s4", "02:ab:cd:00:00:07", Kind::Other),
+        link(3, "enp0s4", Some("02:ab:cd:00:00:07"), Kind::Other),
         &[("10.5.0.2", 24)],
     );
     vf.addresses.insert("10.5.0.9".parse().unwrap(), secondary);
