@@ -344,3 +344,34 @@ fn garbage_truncated_and_missing_replies_and_stray_events_are_survived() {
     agent.assert_no_errors();
     agent.assert_running();
 }
+
+#[test]
+#[ignore = "needs root (network namespaces): tests/run.sh runs it, or run as root with --include-ignored"]
+fn a_tree_lost_without_a_watch_comes_back_whole_with_the_next_change_set() {
+    // Nothing fires: dom0 (or a toolstack bug) removes the guest's nodes.
+    // The next change set's transaction finds data/updated gone and
+    // publishes everything, not just the change.
+    let Some(t) = Scenario::new("a_tree_lost_without_a_watch_comes_back_whole") else {
+        return;
+    };
+    let (base, agent) = start_on_vif0(&t);
+    t.wait_tree(&with(&base, vif_nodes(0, &[(0, "10.0.0.2")], &[])), WAIT);
+    // (The directories stay: the toolstack made them, and only it can.)
+    for dir in ["data", "attr"] {
+        let dir = format!("{}/{dir}", t.xs.home());
+        for child in t.xs.directory(&dir).unwrap() {
+            t.xs.rm(&format!("{dir}/{child}")).unwrap();
+        }
+    }
+    assert!(t.ours().is_empty());
+    t.ip(&["addr", "add", "10.0.0.3/24", "dev", "eth0"]);
+    t.wait_tree(
+        &with(
+            &base,
+            vif_nodes(0, &[(0, "10.0.0.2"), (1, "10.0.0.3")], &[]),
+        ),
+        WAIT,
+    );
+    agent.wait_log("publishing everything again", WAIT);
+    agent.assert_no_errors();
+}
