@@ -124,9 +124,10 @@ impl Client {
     /// Send every request, then wait for every reply; the answers come in
     /// request order.
     ///
-    /// Requests are pipelined: all are written before any reply is
-    /// awaited, in one write on a socket, one write each on the xenbus
-    /// device (which takes one message per write). Replies are matched by
+    /// Requests are pipelined on a socket: all are written (in one write)
+    /// before any reply is awaited. The xenbus device takes one message per
+    /// write and cannot have more than one in flight (see `exchange`): there
+    /// each request waits for the previous answer. Replies are matched by
     /// request id, in any order. A request over the protocol's limits (a
     /// payload over 4096 bytes, 4080 on the device; an invalid or too long
     /// path) is answered here (`E2BIG`, `EINVAL`) and never sent, as is
@@ -232,8 +233,6 @@ impl Client {
                     .map(Err);
             }
             if answer.is_none() && device {
-                // On Linux before 4.11 this write blocks until xenstored
-                // has answered: no pipelining there, one request at a time.
                 answer = self.send().await?.map(Err);
                 self.out.clear();
             }
@@ -242,6 +241,15 @@ impl Client {
                 kind: req.kind(),
                 answer,
             });
+            // The Linux xenbus device queues a request with its payload
+            // still in the file's one message buffer, which the next
+            // write() overwrites before the kernel has sent it: one
+            // request at a time there (seen in a real guest: pipelined
+            // writes reached xenstored with each other's paths). Before
+            // Linux 4.11 the write itself blocks until the answer.
+            while device && self.waiting > 0 {
+                self.receive().await?;
+            }
         }
         if !device {
             // A socket takes the whole batch in one write (its errors are

@@ -4,7 +4,7 @@
 //! It speaks the wire protocol ([`wire`]) over the transports libxenstore
 //! would pick ([`transport`]: `XENSTORED_PATH`, the xenstored socket, the
 //! guest's xenbus device). A [`Client`] sends batches of requests
-//! pipelined, so that a transaction's writes cost one round trip, not one
+//! pipelined on a socket (the xenbus device takes them one at a time), so that a transaction's writes cost one round trip, not one
 //! each, and checks the protocol's limits before anything is sent.
 //!
 //! (The pure-Rust `xenstore-rs` crate is GPL-3.0-only, so it cannot be

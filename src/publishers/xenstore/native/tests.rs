@@ -616,18 +616,33 @@ fn datagram(s: &UnixDatagram) -> Req {
 }
 
 #[tokio::test]
-async fn the_device_gets_one_message_per_write_all_before_any_reply() {
+async fn the_device_gets_one_message_per_write_and_one_request_at_a_time() {
     let (mut client, dev) = device();
     let server = std::thread::spawn(move || {
+        // The next request must not come before this one is answered (the
+        // kernel would send it with the next one's payload).
+        let alone = |dev: &UnixDatagram| {
+            dev.set_read_timeout(Some(Duration::from_millis(50)))
+                .unwrap();
+            let mut buf = [0u8; 64];
+            let more = dev.recv(&mut buf);
+            dev.set_read_timeout(None).unwrap();
+            assert!(more.is_err(), "a second request in flight on the device");
+        };
         // Req::parse checks that each datagram is exactly one message.
-        let reqs: Vec<Req> = (0..3).map(|_| datagram(&dev)).collect();
-        assert_eq!(reqs[0].kind, XS_WATCH);
-        assert_eq!(reqs[2].payload, b"data/b\0");
+        let watch = datagram(&dev);
+        assert_eq!(watch.kind, XS_WATCH);
+        alone(&dev);
         // Linux before 4.11 answers a watch itself, with request id 0.
         dev.send(&message(XS_WATCH, 0, 0, b"OK\0")).unwrap();
         dev.send(&event("data", "t")).unwrap();
-        dev.send(&reqs[2].reply(b"2")).unwrap();
-        dev.send(&reqs[1].reply(b"1")).unwrap();
+        let a = datagram(&dev);
+        assert_eq!(a.payload, b"data/a\0");
+        alone(&dev);
+        dev.send(&a.reply(b"1")).unwrap();
+        let b = datagram(&dev);
+        assert_eq!(b.payload, b"data/b\0");
+        dev.send(&b.reply(b"2")).unwrap();
         // A payload of 4081 bytes is not sent (the device would refuse
         // it); the next request is.
         let r = datagram(&dev);
