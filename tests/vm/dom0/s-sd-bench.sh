@@ -1,7 +1,8 @@
 # sd-bench: figures of the agent under its unit in the systemd guest, at
 # idle, over one window of XGA_IDLE (60) s: RSS and PSS, threads, the
 # syscalls it makes (strace -c -f) and the xenstore requests xenstored
-# receives from the guest (xenstored's trace, dom0 side). Boot to first
+# receives from the guest (xenstored's trace, dom0 side); then the latency
+# from `ip addr add|del` in the guest to the node in dom0. Boot to first
 # publication comes from the deb12 scenario's reboot (boot_to_ready_s,
 # reboot_domain_to_updated_s).
 . /xenvm/sd-lib.sh
@@ -33,3 +34,4 @@ fi
 bench phase=idle $(head -n1 <<<"$s")
 bench phase=strace-by-call $(sed -n 's/^by_call: //p' <<<"$s")
 check "figures measured: PSS and syscalls" grep -q -E 'pss_kib=[1-9].* syscalls=[0-9]' <<<"$s"
+measure_latency 10

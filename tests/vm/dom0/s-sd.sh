@@ -58,11 +58,11 @@ check "systemd-analyze security in the guest: exposure OK or better (${score:-no
 check_journal "the unit's journal: no warning or error but the documented feature-balloon one" -b
 
 echo "== a network change under the sandbox"
-gx "ip addr add 10.10.0.5/24 dev eth0"
+gx_facts "ip addr add 10.10.0.5/24 dev eth0"
 check "an added IPv4 address reaches dom0" wait_xs_cond 120 has_slot ipv4 10.10.0.5
-check "the tree matches the guest" wait_schema std 120
-gx "ip -6 addr add fd00:77::5/64 dev eth0 nodad; ip addr del 10.10.0.5/24 dev eth0"
-check "a removed IPv4 and an added IPv6 address reach dom0" wait_schema std 120
+check "the tree matches the guest" wait_schema std 120 fresh
+gx_facts "ip -6 addr add fd00:77::5/64 dev eth0 nodad; ip addr del 10.10.0.5/24 dev eth0"
+check "a removed IPv4 and an added IPv6 address reach dom0" wait_schema std 120 fresh
 
 echo "== systemctl restart"
 before=$(home_json)

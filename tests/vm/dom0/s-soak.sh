@@ -20,8 +20,8 @@ churn() {
 }
 t0=$(now)
 for ((i = 1; i <= n; i++)); do
-  gx "$(churn "$i" eth0 10.30)" >/dev/null
-  facts   # the guest changes nothing while saved: these facts hold after restore
+  # the facts right after the churn: the guest changes nothing while saved
+  gx_facts "$(churn "$i" eth0 10.30)" >/dev/null
   seq=$(xenstore-read "$XS_HOME/xenvm/seq")
   rm -f /tmp/domU.save
   if ! xl save domU /tmp/domU.save >/tmp/xl.out 2>&1 || ! xl restore -p /tmp/domU.save >>/tmp/xl.out 2>&1; then
@@ -40,13 +40,13 @@ for ((i = 1; i <= n; i++)); do
   mac=00:16:3e:5e:01:$(printf %02x "$i")
   if ! xl network-attach domU bridge=xenbr0 mac=$mac; then check_eq "attach $i: xl network-attach" ok failed; break; fi
   id=$(xl network-list domU | awk -v m="$mac" '$3 == m {print $1}')
-  out=$(gx "for k in \$(seq 300); do for d in /sys/class/net/*; do
+  out=$(gx_facts "for k in \$(seq 300); do for d in /sys/class/net/*; do
               [ \"\$(cat \$d/device/nodename 2>/dev/null)\" = device/vif/$id ] && break 2; done; sleep 0.2; done
             dev=\${d##*/}; ip link set \$dev up && ip addr add 192.168.78.2/24 dev \$dev && $(churn "$i" eth0 10.40) && echo \$dev" 120)
-  check "attach $i (vif $id, $(tail -n1 <<<"$out")): the whole tree, 2 VIFs" wait_schema std 120
+  check "attach $i (vif $id, $(tail -n1 <<<"$out")): the whole tree, 2 VIFs" wait_schema std 120 fresh
   if ! xl network-detach domU "$id"; then check_eq "detach $i: xl network-detach" ok failed; break; fi
-  gx "for k in \$(seq 300); do [ -z \"\$(grep -l device/vif/$id /sys/class/net/*/device/nodename 2>/dev/null)\" ] && break; sleep 0.2; done" 120 >/dev/null
-  check "detach $i: attr/vif/$id gone, the whole tree" wait_schema std 120
+  gx_facts "for k in \$(seq 300); do [ -z \"\$(grep -l device/vif/$id /sys/class/net/*/device/nodename 2>/dev/null)\" ] && break; sleep 0.2; done" 120 >/dev/null
+  check "detach $i: attr/vif/$id gone, the whole tree" wait_schema std 120 fresh
 done
 bench phase=soak-network cycles=$n seconds=$(elapsed "$t0")
 check_eq "the same agent process through $n attach/detach cycles" "$pid0" "$(gx "xga pid")"

@@ -12,8 +12,8 @@ unit_state() { guest_exec "systemctl show -p ActiveState -p SubState -p Result -
 # unit_running: active (running), Result=success, NRestarts=0 (no automatic
 # restart since the unit was loaded in this boot); prints the state
 unit_running() {
-  local s; s=$(unit_state); echo "$s"
-  [[ " $s" == *" ActiveState=active "*" NRestarts=0 "*" Result=success "*" SubState=running "* ]]
+  local s p; s=" $(unit_state) "; echo "$s"
+  for p in ActiveState=active SubState=running Result=success NRestarts=0; do [[ "$s" == *" $p "* ]] || return 1; done
 }
 # unit_active [TIMEOUT_S]: wait in the guest until the unit is active
 # (Type=notify: only after READY=1); on timeout print its status
