@@ -172,15 +172,15 @@ boot() {
 declare -A BOOT_SCEN
 declare -a QUEUE=()
 queue() { BOOT_SCEN[$1]=$2; QUEUE+=("$(printf '%q ' "$@")"); }
-IMGS=$XGA_VM_CACHE/images
+IMGS=$XGA_VM_CACHE/images   # systemd guests: 192 MiB (xl save writes all of it; 256 leaves 170 MiB free)
 sd=
 for s in deb12 sd-bench soak; do sel $s && sd+=" $s"; done
-[ -n "$sd" ] && queue deb12 "$sd purge" PKG="$DEB" XGA_VM_DISK="$IMGS/disk-bookworm.img" XGA_VM_DLOPEN=
+[ -n "$sd" ] && queue deb12 "$sd purge" PKG="$DEB" XGA_VM_DISK="$IMGS/disk-bookworm.img" XGA_VM_DLOPEN= XGA_VM_DOMU_MEM=192
+sel deb12-pvh && queue deb12-pvh "deb12-pvh purge" PKG="$DEB" XGA_VM_DISK="$IMGS/disk-bookworm.img" XGA_VM_DLOPEN= XGA_VM_DOMU_MEM=192 XGA_VM_DOMU_TYPE=pvh
 pv=
 for s in smoke std bench net save-restore balloon; do sel $s && pv+=" $s"; done
 [ -n "$pv" ] && queue pv "${pv# }"
-sel deb12-pvh && queue deb12-pvh "deb12-pvh purge" PKG="$DEB" XGA_VM_DISK="$IMGS/disk-bookworm.img" XGA_VM_DLOPEN= XGA_VM_DOMU_TYPE=pvh
-sel deb11 && queue deb11 "deb11 purge" PKG="${PORTABLE:-$DEB}" XGA_VM_DISK="$IMGS/disk-bullseye.img" XGA_VM_DLOPEN=
+sel deb11 && queue deb11 "deb11 purge" PKG="${PORTABLE:-$DEB}" XGA_VM_DISK="$IMGS/disk-bullseye.img" XGA_VM_DLOPEN= XGA_VM_DOMU_MEM=192
 sel rfc && queue rfc "rfc" AGENT_ENV=XENSTORE_SCHEMA=rfc
 sel pvh && queue pvh "pvh" XGA_VM_DOMU_TYPE=pvh
 sel balloon && queue balloon "balloon" XGA_VM_XS_PRECREATE=control/feature-balloon

@@ -40,12 +40,14 @@ for ((i = 1; i <= n; i++)); do
   mac=00:16:3e:5e:01:$(printf %02x "$i")
   if ! xl network-attach domU bridge=xenbr0 mac=$mac; then check_eq "attach $i: xl network-attach" ok failed; break; fi
   id=$(xl network-list domU | awk -v m="$mac" '$3 == m {print $1}')
-  out=$(gx_facts "for k in \$(seq 300); do for d in /sys/class/net/*; do
-              [ \"\$(cat \$d/device/nodename 2>/dev/null)\" = device/vif/$id ] && break 2; done; sleep 0.2; done
-            dev=\${d##*/}; ip link set \$dev up && ip addr add 192.168.78.2/24 dev \$dev && $(churn "$i" eth0 10.40) && echo \$dev" 120)
+  # the guest's interface of VIF $id: the one whose device is device/vif/$id
+  out=$(gx_facts "$(guest_until 60 "grep -q '^device/vif/$id\$' /sys/class/net/*/device/nodename 2>/dev/null")
+            dev=\$(grep -l '^device/vif/$id\$' /sys/class/net/*/device/nodename 2>/dev/null)
+            dev=\${dev%/device/nodename}; dev=\${dev##*/}
+            ip link set \$dev up && ip addr add 192.168.78.2/24 dev \$dev && $(churn "$i" eth0 10.40) && echo \$dev" 120)
   check "attach $i (vif $id, $(tail -n1 <<<"$out")): the whole tree, 2 VIFs" wait_schema std 120 fresh
   if ! xl network-detach domU "$id"; then check_eq "detach $i: xl network-detach" ok failed; break; fi
-  gx_facts "for k in \$(seq 300); do [ -z \"\$(grep -l device/vif/$id /sys/class/net/*/device/nodename 2>/dev/null)\" ] && break; sleep 0.2; done" 120 >/dev/null
+  gx_facts "$(guest_until 60 "! grep -q '^device/vif/$id\$' /sys/class/net/*/device/nodename 2>/dev/null")" 120 >/dev/null
   check "detach $i: attr/vif/$id gone, the whole tree" wait_schema std 120 fresh
 done
 bench phase=soak-network cycles=$n seconds=$(elapsed "$t0")

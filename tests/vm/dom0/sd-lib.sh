@@ -15,11 +15,15 @@ unit_running() {
   local s p; s=" $(unit_state) "; echo "$s"
   for p in ActiveState=active SubState=running Result=success NRestarts=0; do [[ "$s" == *" $p "* ]] || return 1; done
 }
+# guest_until T CMD: a guest command line that waits until CMD succeeds,
+# for T s at most (a deadline, not a number of tries: a fork's cost in the
+# guest varies a lot under TCG); its status is 1 on timeout
+guest_until() { echo "( end=\$((SECONDS + $1)); until $2; do [ \$SECONDS -lt \$end ] || exit 1; sleep 0.3; done )"; }
 # unit_active [TIMEOUT_S]: wait in the guest until the unit is active
 # (Type=notify: only after READY=1); on timeout print its status
 unit_active() {
-  guest_exec "for i in \$(seq $((${1:-60} * 4))); do systemctl is-active -q $UNIT && exit 0; sleep 0.25; done
-              systemctl status --no-pager -n 20 $UNIT; exit 1" $((${1:-60} + 60))
+  guest_exec "$(guest_until "${1:-60}" "systemctl is-active -q $UNIT") || { systemctl status --no-pager -n 20 $UNIT; exit 1; }" \
+    $((${1:-60} + 60))
 }
 # journal_problems [journalctl args]: the unit's warning/error lines (the
 # agent's and systemd's about it) but the documented control/feature-balloon
