@@ -82,15 +82,9 @@ check_eq "NRestarts=0 (no automatic restart)" 0 "$(unit_prop NRestarts)"
 
 echo "== xl save + xl restore"
 facts
-seq=$(xenstore-read "$XS_HOME/xenvm/seq")
 old=$DOMID
-rm -f /tmp/domU.save
-check "xl save" xl save domU /tmp/domU.save
-check "xl restore -p" xl restore -p /tmp/domU.save
-rm -f /tmp/domU.save
-prepare_domain "$(xl domid domU)" "$seq"
-xl unpause domU
-t0=$(now)
+check "xl save + xl restore -p" save_restore
+t0=$T_RESTORE
 note "domid $old -> $DOMID"
 check "the whole std tree is back" wait_schema std 120 fixed && bench restore_to_complete_s=$(elapsed "$t0")
 check_eq "the same agent process" "$AGENT_PID" "$(gx "xga pid")"

@@ -22,14 +22,7 @@ t0=$(now)
 for ((i = 1; i <= n; i++)); do
   # the facts right after the churn: the guest changes nothing while saved
   gx_facts "$(churn "$i" eth0 10.30)" >/dev/null
-  seq=$(xenstore-read "$XS_HOME/xenvm/seq")
-  rm -f /tmp/domU.save
-  if ! xl save domU /tmp/domU.save >/tmp/xl.out 2>&1 || ! xl restore -p /tmp/domU.save >>/tmp/xl.out 2>&1; then
-    cat /tmp/xl.out; check_eq "save/restore $i: xl save + xl restore" ok failed; break
-  fi
-  rm -f /tmp/domU.save
-  prepare_domain "$(xl domid domU)" "$seq"
-  xl unpause domU
+  check "save/restore $i: xl save + xl restore -p" save_restore || break
   check "save/restore $i (domid $DOMID): the whole tree, with the churn before the save" wait_schema std 120 fixed
 done
 bench phase=soak-save-restore cycles=$n seconds=$(elapsed "$t0")

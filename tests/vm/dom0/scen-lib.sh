@@ -148,3 +148,18 @@ measure_latency() {
   bench phase=latency steps=$n $lat
   check "latency measured for every step" test "$(grep -o 'samples_add=[0-9]*' <<<"$lat")" = "samples_add=$n"
 }
+
+# save_restore: `xl save` + `xl restore -p` of the domU (its output on
+# failure), then the new domain's xenvm/ channel prepared and the domain
+# unpaused; sets DOMID, and T_RESTORE (when it was unpaused)
+save_restore() {
+  local seq rc=0
+  seq=$(xenstore-read "$XS_HOME/xenvm/seq")
+  rm -f /tmp/domU.save
+  xl save domU /tmp/domU.save && xl restore -p /tmp/domU.save || rc=1
+  rm -f /tmp/domU.save
+  [ $rc = 0 ] || return 1
+  prepare_domain "$(xl domid domU)" "$seq"
+  xl unpause domU
+  T_RESTORE=$(now)
+}
