@@ -32,7 +32,7 @@ echo "== the service"
 check_eq "enabled by the maintainer scripts" enabled "$(gx "systemctl is-enabled $UNIT")"
 check "active (Type=notify: READY=1 received)" unit_active 60
 check "running, no restart, no failure" unit_running
-check "systemd logged the start (READY=1)" gx "journalctl --no-pager -q -b -u $UNIT | grep -q 'Started xen-guest-agent.service'"
+check "systemd logged the start (READY=1)" gx "journalctl --no-pager -q -b -u $UNIT | grep -q -E 'Started (xen-guest-agent.service|Xen guest agent)'"
 AGENT_PID=$(gx "xga pid")
 
 echo "== the tree"
