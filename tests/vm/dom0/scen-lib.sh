@@ -31,8 +31,8 @@ facts_parse() {
 gx_facts() {
   local out rc
   out=$(guest_exec "$1"$'\n'"r=\$?; echo XGA-FACTS; xga facts; exit \$r" "${2:-120}"); rc=$?
-  sed '/^XGA-FACTS$/,$d' <<<"$out"
-  facts_parse "$(sed '1,/^XGA-FACTS$/d' <<<"$out")" || return 1
+  awk '/^XGA-FACTS$/ {exit} {print}' <<<"$out"
+  facts_parse "$(awk 'f; /^XGA-FACTS$/ {f = 1}' <<<"$out")" || return 1
   return $rc
 }
 
