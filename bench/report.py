@@ -304,17 +304,25 @@ def vm_section():
         merged = dict(last.get(key, ({}, ""))[0])
         merged.update(fields)
         last[key] = (merged, line)
-    start = last.get(("pv", "bench", "start"), ({}, ""))[0]
-    idle = last.get(("pv", "bench", "idle"), ({}, ""))[0]
-    strace = last.get(("pv", "bench", "strace"), ({}, ""))[0]
-    by_call = last.get(("pv", "bench", "strace-by-call"), ({}, ""))[1]
-    lat = last.get(("pv", "bench", "latency"), ({}, ""))[0]
+    # The systemd guest's figures (sd-bench: the package under its unit)
+    # when the run has them, else the busybox guest's (bench).
+    src = ("deb12", "sd-bench") if ("deb12", "sd-bench", "idle") in last else ("pv", "bench")
+    start = last.get(src + ("start",), ({}, ""))[0]
+    idle = last.get(src + ("idle",), ({}, ""))[0]
+    strace = last.get(src + ("strace",), ({}, ""))[0] or idle
+    by_call = last.get(src + ("strace-by-call",), ({}, ""))[1]
+    lat = last.get(src + ("latency",), ({}, ""))[0]
     rss_mib = lambda k: f"{int(k) / 1024:.2f} MiB" if k else "?"
-    out.append(f"Measured by the VM tier (`sudo tests/vm/run.sh bench`, figures in `{path}`, "
-               f"written {when}): the release agent from the .deb, started as its unit starts it, "
-               "in a Debian 6.1 PV guest of Xen 4.17 under QEMU TCG (no KVM: CPU times and "
-               "latencies are inflated), publishing to the real xenstored through /dev/xen/xenbus. "
-               "The other agents' figures are the earlier measurements quoted in the issue.\n")
+    where = ("the package installed with apt in a Debian 12 PV guest booted from its Xen PV disk, "
+             "started by systemd under its unit (`tests/vm/run.sh deb12 sd-bench`; the CPU and "
+             "wake-up figures are taken with `strace -c` attached, which inflates them)"
+             if src[0] == "deb12" else
+             "the release agent from the .deb, started as its unit starts it, in a busybox "
+             "PV guest (`tests/vm/run.sh bench`)")
+    out.append(f"Measured by the VM tier (figures in `{path}`, written {when}): {where}; a Debian "
+               "6.1 kernel on Xen 4.17 under QEMU TCG (no KVM: CPU times and latencies are "
+               "inflated), publishing to the real xenstored through /dev/xen/xenbus. The other "
+               "agents' figures are the earlier measurements quoted in the issue.\n")
     out.append("| agent | RSS after start | RSS after an idle minute | threads | CPU, idle minute | "
                "wakeups (voluntary cs), idle minute | syscalls per idle minute |")
     out.append("|---|---|---|---|---|---|---|")
@@ -338,9 +346,78 @@ def vm_section():
                    f"and dom0's check): median/max {lat.get('add_ms_median/max', '?')} ms; "
                    f"`ip addr del` → node gone: {lat.get('del_ms_median/max', '?')} ms")
     for (boot, scen, phase), (fields, _) in sorted(last.items(), key=lambda kv: str(kv[0])):
-        for k in ("start_to_updated_s", "restore_to_updated_s", "restore_to_complete_s"):
-            if k in fields:
-                out.append(f"- {k.replace('_', ' ')} ({boot} boot, {scen}): {fields[k]} s")
+        if boot not in SYSTEMD_BOOTS:
+            for k in ("start_to_updated_s", "restore_to_updated_s", "restore_to_complete_s"):
+                if k in fields:
+                    out.append(f"- {k.replace('_', ' ')} ({boot} boot, {scen}): {fields[k]} s")
+    out.append("")
+    out.extend(vm_systemd_section(last))
+    return out
+
+
+# The VM tier's systemd guests (booted from a Debian root on a Xen PV disk,
+# the package installed with apt): boot name -> what it is.
+SYSTEMD_BOOTS = {"deb12": "Debian 12, PV", "deb12-pvh": "Debian 12, PVH", "deb11": "Debian 11, PV"}
+
+
+def vm_systemd_section(last):
+    """The figures under the unit in the VM tier's systemd guests."""
+    get = lambda boot, scen, phase=None: last.get((boot, scen, phase), ({}, ""))[0]
+    idle = get("deb12", "sd-bench", "idle")
+    if not any(b in SYSTEMD_BOOTS for b, _, _ in last):
+        return ["No figures from the systemd guests (`sudo tests/vm/run.sh deb12 sd-bench`).\n"]
+    out = ["### Under the unit, in systemd guests\n",
+           "The package (`apt install ./xen-guest-agent_*.deb`, its dependency `libxenstore4` from "
+           "Debian) started by its maintainer scripts under its hardened unit, in a Debian root "
+           "booted from a Xen PV disk with systemd as PID 1 (`tests/vm/run.sh deb12 sd-bench`). "
+           "Idle figures over one window with `strace -c -f` attached (the syscall count); "
+           "xenstore requests counted by dom0's xenstored (its trace), the guest's less the "
+           "harness's own.\n"]
+    xs = get("deb12", "sd-bench", "xenstore")
+    if idle:
+        w = float(idle.get("window_s", 60) or 60)
+        per_min = lambda n: f"{float(n) * 60 / w:.1f}" if n not in (None, "") else "?"
+        kib = lambda k: f"{int(k) / 1024:.2f} MiB" if k else "?"
+        out.append("| figure (Debian 12 PV guest, idle) | value |")
+        out.append("|---|---|")
+        out.append(f"| RSS | {kib(idle.get('rss_kib'))} (anonymous {idle.get('rss_anon_kib', '?')} KiB, "
+                   f"file-backed {idle.get('rss_file_kib', '?')} KiB; peak {kib(idle.get('hwm_kib'))}) |")
+        out.append(f"| PSS | {kib(idle.get('pss_kib'))} |")
+        out.append(f"| threads | {idle.get('threads', '?')} ({idle.get('thread_names', '')}) |")
+        out.append(f"| syscalls a minute | {per_min(idle.get('syscalls'))} ({idle.get('syscalls', '?')} in "
+                   f"{idle.get('window_s', '?')} s) |")
+        out.append(f"| xenstore requests a minute | {xs.get('xs_requests_per_min', 'not measured')}"
+                   f"{' (' + xs['kinds'] + ')' if xs.get('kinds') else ''} |")
+        out.append("")
+    out.append("")
+    out.append("| boot | boot to READY=1 (guest clock) | new domain to `data/updated` (dom0) | "
+               "install to `data/updated` | restore to complete tree | `systemd-analyze security` |")
+    out.append("|---|---|---|---|---|---|")
+    for boot, what in SYSTEMD_BOOTS.items():
+        f = {}
+        for (b, _scen, _phase), (fields, _) in last.items():
+            if b == boot:
+                f.update({k: v for k, v in fields.items() if k not in ("boot", "scenario", "phase")})
+        if f:
+            s = lambda k: f"{f[k]} s" if k in f else "-"
+            out.append(f"| {boot} ({what}) | {s('boot_to_ready_s')} | {s('reboot_domain_to_updated_s')} | "
+                       f"{s('install_to_updated_s')} | {s('restore_to_complete_s')} | "
+                       f"{f.get('exposure', '-').replace('_', ' ')} |")
+    out.append("")
+    out.append("Boot to READY=1: `ActiveEnterTimestampMonotonic` of the unit after `xl reboot`, on the "
+               "guest's CLOCK_MONOTONIC (from its kernel's start; READY=1 follows the first complete "
+               "publication); new domain to `data/updated`: from dom0 seeing the rebooted domain to "
+               "the node (includes the domain build). Under TCG, 10x or more what hardware takes.")
+    soak_sr = get("deb12", "soak", "soak-save-restore")
+    soak_net = get("deb12", "soak", "soak-network")
+    after = get("deb12", "soak", "after-soak")
+    if soak_sr or soak_net:
+        out.append(f"- soak (issue 14, real Xen): {soak_sr.get('cycles', '?')} `xl save` + `xl restore` "
+                   f"cycles in {soak_sr.get('seconds', '?')} s and {soak_net.get('cycles', '?')} "
+                   f"`xl network-attach` + `network-detach` cycles in {soak_net.get('seconds', '?')} s, "
+                   "with address churn, the whole tree checked after each step; the agent then: RSS "
+                   f"{after.get('rss_kib', '?')} KiB (idle before: {idle.get('rss_kib', '?')} KiB), "
+                   f"threads {after.get('threads', '?')}")
     out.append("")
     return out
 

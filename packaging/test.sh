@@ -210,7 +210,8 @@ fi
 echo "=== the service under a running systemd (systemd-nspawn)"
 # The package installed again, the root booted with systemd: the unit must
 # start (Type=notify: READY=1 after the first publication) inside its
-# sandbox. Not a Xen guest: the drop-in lifts ConditionVirtualization and
+# sandbox. Not a Xen guest: the drop-in lifts the unit's Xen conditions
+# (ConditionVirtualization, ConditionPathExists) and
 # the agent publishes on stdout (through XEN_GUEST_AGENT_ARGS in
 # /etc/default, as an administrator would). An ExecStartPre probe, in the
 # same sandbox, checks that what the agent needs is reachable and the rest
@@ -221,6 +222,7 @@ mkdir -p "$root/etc/systemd/system/$unit.d"
 cat > "$root/etc/systemd/system/$unit.d/test.conf" <<'EOF2'
 [Unit]
 ConditionVirtualization=
+ConditionPathExists=
 [Service]
 ExecStartPre=/bin/sh -c 'read -r l < /proc/meminfo && read -r l < /proc/sys/kernel/osrelease && read -r l < /etc/os-release && read -r l < /sys/class/net/lo/address && ip -o link show lo >/dev/null && ! touch /etc/xga-probe 2>/dev/null && ! touch /var/xga-probe 2>/dev/null && echo probe-ok'
 EOF2

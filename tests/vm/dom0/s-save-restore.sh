@@ -4,16 +4,9 @@ agent_start
 # the rest needs a right tree to start from: stop here (one failure) if not
 check "the std tree is right before the scenario" wait_schema std 120 || return 0
 facts   # the guest does not change while saved: these facts hold after restore
-seq=$(xenstore-read "$XS_HOME/xenvm/seq")
 old=$DOMID
-rm -f /tmp/domU.save
-check "xl save" xl save domU /tmp/domU.save
-check "xl restore -p" xl restore -p /tmp/domU.save
-rm -f /tmp/domU.save
-new=$(xl domid domU)
-prepare_domain "$new" "$seq"
-xl unpause domU
-t0=$(now)
+check "xl save + xl restore -p" save_restore
+new=$DOMID t0=$T_RESTORE
 note "domid $old -> $new"
 check "the restored domain has a new domid" test "$new" != "$old"
 check "data/updated published again" wait_xs "$XS_HOME/data/updated" 120 && bench restore_to_updated_s=$(elapsed "$t0")

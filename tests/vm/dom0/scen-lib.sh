@@ -10,8 +10,12 @@ FACTS_T=0
 # raw key=value lines (forks are dear there); jq runs here.
 facts() {
   local f
-  f=$(guest_exec "xga facts" 60) &&
-    f=$(jq -R -s -c '
+  f=$(guest_exec "xga facts" 60) && facts_parse "$f"
+}
+# facts_parse TEXT: $FACTS from `xga facts` output
+facts_parse() {
+  local f=$1
+  f=$(jq -R -s -c '
       [ split("\n")[] | capture("^(?<k>[a-z_]+)=(?<v>.*)$") ] as $kv
       | ($kv | map(select(.k != "vif") | {(.k): .v}) | add) as $o
       | { uname: $o.uname, sysname: $o.sysname,
@@ -21,6 +25,15 @@ facts() {
           addr: ($o.addr | fromjson) }' <<<"$f" 2>&1) ||
     { echo "facts: cannot get the guest's facts: $f" >&2; return 1; }
   FACTS=$f; FACTS_T=$SECONDS
+}
+# gx_facts CMD [TIMEOUT]: run CMD in the guest, then `xga facts` in the same
+# call (one round trip less); print CMD's output, set $FACTS, CMD's status
+gx_facts() {
+  local out rc
+  out=$(guest_exec "$1"$'\n'"r=\$?; echo XGA-FACTS; xga facts; exit \$r" "${2:-120}"); rc=$?
+  awk '/^XGA-FACTS$/ {exit} {print}' <<<"$out"
+  facts_parse "$(awk 'f; /^XGA-FACTS$/ {f = 1}' <<<"$out")" || return 1
+  return $rc
 }
 
 # home_json: the domain's nodes below data/, attr/, control/, xenserver/ as
@@ -44,14 +57,16 @@ schema_problems() {
     --arg balloon "${XGA_BALLOON:-absent}" -f "/xenvm/$1.jq" <<<"$t"
 }
 
-# wait_schema SCHEMA [TIMEOUT_S] [fixed]: wait until the tree is exactly what
-# SCHEMA says for what the guest has. The guest's facts are re-read when
-# older than 5 s (addresses finish DAD...), unless "fixed" (the guest runs
-# no command, e.g. right after restore). On timeout, print the problems.
+# wait_schema SCHEMA [TIMEOUT_S] [fixed|fresh]: wait until the tree is
+# exactly what SCHEMA says for what the guest has. The guest's facts are
+# re-read when older than 5 s (addresses finish DAD...), unless "fixed" (the
+# guest runs no command, e.g. right after restore); "fresh": $FACTS was just
+# taken (gx_facts), not read again at once. On timeout, print the problems.
 wait_schema() {
-  local schema=$1 t=${2:-60} fixed=${3:-}
-  [ -n "$fixed" ] && [ -n "$FACTS" ] || facts || return 1
-  SCHEMA_FIXED=$fixed
+  local schema=$1 t=${2:-60} mode=${3:-}
+  [ -n "$mode" ] && [ -n "$FACTS" ] || facts || return 1
+  SCHEMA_FIXED=
+  [ "$mode" = fixed ] && SCHEMA_FIXED=1
   wait_xs_cond "$t" schema_ok "$schema" && return 0
   echo "after ${t}s the $schema tree is not what the guest has:"
   sed 's/^/    PROBLEM: /' <<<"$PROBLEMS"
@@ -104,3 +119,47 @@ slot_of() {
 }
 has_slot() { [ -n "$(slot_of "$@")" ]; }
 no_slot() { [ -z "$(slot_of "$@")" ]; }
+
+# measure_latency N: the latency from `ip addr add|del` in the guest to the
+# node changing in dom0, N steps of each, as a "latency" bench line. The
+# guest writes xenvm/mark, then runs ip; dom0 watches the home and stamps
+# each event, so the figure is an upper bound (it includes starting ip(8)
+# in the guest). Every mark (2 per step, and "end") is seen before the
+# watch stops.
+measure_latency() {
+  local n=$1 lat
+  watch_stamps "$XS_HOME" /tmp/watch.log
+  guest_exec "xga latency $n 10.99.0" $((n * 4 + 60)) >/dev/null
+  wait_until 60 lines_at_least $((2 * n + 1)) /tmp/watch.log /xenvm/mark
+  watch_stop /tmp/watch.log
+  lat=$(awk -v home="$XS_HOME" '
+    function ms(a, b) { return (b - a) * 1000 }
+    $2 == home "/xenvm/mark" { k++; t = $1; pending = 1; next }
+    pending && index($2, home "/attr/vif/0/ipv4/") == 1 {
+      d = ms(t, $1); pending = 0
+      if (k % 2) add[++na] = d; else del[++nd] = d
+    }
+    function stats(a, n,   i, j, x, s) {
+      for (i = 2; i <= n; i++) { x = a[i]; for (j = i - 1; j >= 1 && a[j] > x; j--) a[j+1] = a[j]; a[j+1] = x }
+      return sprintf("%.0f/%.0f", a[int((n + 1) / 2)], a[n])
+    }
+    END { printf "samples_add=%d samples_del=%d add_ms_median/max=%s del_ms_median/max=%s\n", na, nd,
+          na ? stats(add, na) : "-", nd ? stats(del, nd) : "-" }' /tmp/watch.log)
+  bench phase=latency steps=$n $lat
+  check "latency measured for every step" test "$(grep -o 'samples_add=[0-9]*' <<<"$lat")" = "samples_add=$n"
+}
+
+# save_restore: `xl save` + `xl restore -p` of the domU (its output on
+# failure), then the new domain's xenvm/ channel prepared and the domain
+# unpaused; sets DOMID, and T_RESTORE (when it was unpaused)
+save_restore() {
+  local seq rc=0
+  seq=$(xenstore-read "$XS_HOME/xenvm/seq")
+  rm -f /tmp/domU.save
+  xl save domU /tmp/domU.save && xl restore -p /tmp/domU.save || rc=1
+  rm -f /tmp/domU.save
+  [ $rc = 0 ] || return 1
+  prepare_domain "$(xl domid domU)" "$seq"
+  xl unpause domU
+  T_RESTORE=$(now)
+}

@@ -33,6 +33,15 @@
 #   XGA_VM_MEM=2048 XGA_VM_SMP=2 XGA_VM_DOM0_MEM=768 XGA_VM_DOMU_MEM=256
 #   XGA_VM_QEMU         another qemu-system-x86_64 (default: the extracted one)
 #   XGA_VM_DLOPEN="libxenstore.so.4"  libraries the guest binaries dlopen
+#   XGA_VM_DISK=PATH    a systemd guest: PATH (a raw ext4 root, lib/build-disk.sh)
+#                       is QEMU's second disk (snapshot=on: the image is never
+#                       written), dom0's /dev/vda, the domU's xvda (phy:,
+#                       blkback); the domU boots images/domU-initrd.cpio, which
+#                       copies /xenvm into the root and starts systemd. Nothing
+#                       is copied into the guest's system: GUEST_DIR's bin/ gets
+#                       xenstore-* commands, dom0's xenstore client with its
+#                       own loader and libraries (/xenvm/host, patchelf), so
+#                       the guest has no libxenstore but what its packages install
 #   XGA_VM_DOM0_ENV     file copied to /xenvm/env in dom0 (sourced by init)
 #   XGA_VM_QUIET=1      do not echo the console
 #   XGA_VM_KEEP=1       keep the per-boot images
@@ -76,20 +85,37 @@ copy_libs() { # copy_libs ELF...: the libraries ldd finds for each ELF
     install -D -m 0755 "$(readlink -f "$lib")" "$G$(usr_path "$lib")"
   done
 }
-for f in "$G"/xenvm/bin/*; do
-  [ -f "$f" ] && [ "$(head -c 4 "$f" | od -An -tx1 | tr -d ' ')" = 7f454c46 ] && copy_libs "$f"
-done
-# dlopen()ed libraries are invisible to ldd: resolve them with ldconfig and
-# copy them (under the name dlopen asks for) with their own dependencies.
-for so in ${XGA_VM_DLOPEN-libxenstore.so.4}; do
-  path=$(ldconfig -p | awk -v so="$so" '$1==so && /x86-64/ {print $NF; exit}')
-  [ -n "$path" ] || { say "cannot find $so (ldconfig -p)"; exit 2; }
-  install -D -m 0755 "$(readlink -f "$path")" "$G$(usr_path "$path")"
-  copy_libs "$path"
-done
-install -m 0755 "$HERE/domU-init" "$G/init"   # newer than the base image's copy
+install -m 0755 "$HERE/serve.sh" "$G/xenvm/serve.sh"
+if [ -n "${XGA_VM_DISK:-}" ]; then
+  # dom0's xenstore client, self-contained: its loader and libraries in
+  # /xenvm/host, named in its ELF header (interpreter, DT_RPATH: also for
+  # libxenstore's own dependencies), one exec per call
+  mkdir -p "$G/xenvm/host"
+  for lib in $(ldd /usr/bin/xenstore | grep -o '/[^ ]*' | sort -u); do
+    install -m 0755 "$(readlink -f "$lib")" "$G/xenvm/host/${lib##*/}"
+  done
+  install -m 0755 /usr/bin/xenstore "$G/xenvm/host/xenstore"
+  patchelf --set-interpreter /xenvm/host/ld-linux-x86-64.so.2 --force-rpath --set-rpath /xenvm/host "$G/xenvm/host/xenstore" ||
+    { say "patchelf failed"; exit 2; }
+  for t in ls read write rm list exists chmod watch; do ln -sfn ../host/xenstore "$G/xenvm/bin/xenstore-$t"; done
+  BASE=$IMG/domU-initrd.cpio
+else
+  for f in "$G"/xenvm/bin/*; do
+    [ -f "$f" ] && [ "$(head -c 4 "$f" | od -An -tx1 | tr -d ' ')" = 7f454c46 ] && copy_libs "$f"
+  done
+  # dlopen()ed libraries are invisible to ldd: resolve them with ldconfig and
+  # copy them (under the name dlopen asks for) with their own dependencies.
+  for so in ${XGA_VM_DLOPEN-libxenstore.so.4}; do
+    path=$(ldconfig -p | awk -v so="$so" '$1==so && /x86-64/ {print $NF; exit}')
+    [ -n "$path" ] || { say "cannot find $so (ldconfig -p)"; exit 2; }
+    install -D -m 0755 "$(readlink -f "$path")" "$G$(usr_path "$path")"
+    copy_libs "$path"
+  done
+  install -m 0755 "$HERE/domU-init" "$G/init"   # newer than the base image's copy
+  BASE=$IMG/domU-base.cpio
+fi
 (cd "$G" && find . | cpio --quiet -R 0:0 -H newc -o) > "$W/guest-overlay.cpio"
-cat "$IMG/domU-base.cpio" "$W/guest-overlay.cpio" > "$D/xenvm/domU.cpio"
+cat "$BASE" "$W/guest-overlay.cpio" > "$D/xenvm/domU.cpio"
 
 VIF=${XGA_VM_VIF-bridge=xenbr0,mac=00:16:3e:5e:00:01}
 cat > "$D/xenvm/domU.cfg" <<CFG
@@ -97,11 +123,12 @@ name = "domU"
 type = "$TYPE"
 kernel = "/root/vmlinux"
 ramdisk = "/xenvm/domU.cpio"
-extra = "console=hvc0 ${XGA_VM_DOMU_EXTRA:-}"
+extra = "console=hvc0 ${XGA_VM_DISK:+root=/dev/xvda }${XGA_VM_DOMU_EXTRA:-}"
 memory = ${XGA_VM_DOMU_MEM:-256}
 vcpus = 1
 on_crash = "preserve"
 $( [ -n "$VIF" ] && echo "vif = [ '$VIF' ]" )
+$( [ -n "${XGA_VM_DISK:-}" ] && echo "disk = [ 'phy:/dev/vda,xvda,w' ]" )
 CFG
 cp -a "$DDIR/." "$D/xenvm/"
 cp "$HERE/dom0-lib.sh" "$D/xenvm/dom0-lib.sh"
@@ -120,6 +147,7 @@ QARGS=(-L /usr/share/seabios -L /usr/share/qemu -machine pc -vga none -cpu "$CPU
   -display none -monitor none -chardev stdio,id=ser0,signal=off -serial chardev:ser0
   -kernel "$IMG/xen" -append "$XEN_CMDLINE"
   -initrd "$IMG/vmlinux console=hvc0 earlyprintk=xen,$W/dom0.cpio.gz")
+[ -n "${XGA_VM_DISK:-}" ] && QARGS+=(-drive "file=$XGA_VM_DISK,if=virtio,format=raw,snapshot=on,cache=unsafe")
 
 # ------------------------------------------------------------------- boot
 LOGF=$RUNS/$NAME.log

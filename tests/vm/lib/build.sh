@@ -6,6 +6,9 @@
 #   images/xen     the Xen 4.17 hypervisor, uncompressed ELF32 (QEMU multiboot)
 #   images/vmlinux the kernel as a raw ELF (dom0 and domU)
 #   images/dom0-base.cpio.gz, images/domU-base.cpio   base initramfs images
+#   images/domU-initrd.cpio  the initramfs of the systemd guests (lib/disk-init)
+# and, for each SUITE given (build.sh [SUITE...]), the root disk of a systemd
+# guest, images/disk-SUITE.img (lib/build-disk.sh).
 # Host packages it needs (Xen toolstack, busybox, cpio...) are installed with
 # apt-get when missing. Idempotent: a warm cache is reused as long as the
 # recipe (this script, the inits, the package versions) is unchanged.
@@ -31,6 +34,7 @@ command -v ip >/dev/null           || need+=(iproute2)
 command -v jq >/dev/null           || need+=(jq)
 command -v strace >/dev/null       || need+=(strace)
 command -v xzcat >/dev/null        || need+=(xz-utils)
+command -v patchelf >/dev/null     || need+=(patchelf)
 # runtime libraries of the extracted qemu-system-x86 7.2
 for p in libaio1 libbpf1 libcapstone4 libfdt1 libfuse3-3 libgmp10 libgnutls30 \
   libibverbs1 libjpeg62-turbo libnuma1 libpixman-1-0 libpmem1 libpng16-16 \
@@ -96,10 +100,18 @@ fi
 
 # ---------------------------------------------------------------- images
 # The recipe: rebuild the initramfs images when any input changes.
-recipe=$( { cat "$HERE/build.sh" "$HERE/dom0-init" "$HERE/domU-init"
+for suite in "$@"; do   # the systemd guests' root disks, and the packages they serve offline
+  case $suite in
+    bookworm) "$HERE/build-disk.sh" bookworm "libxenstore4 libxentoolcore1" ;;
+    bullseye) "$HERE/build-disk.sh" bullseye "libxenstore3.0 libxentoolcore1" ;;
+    *) log "unknown suite $suite"; exit 1 ;;
+  esac
+done
+recipe=$( { cat "$HERE/build.sh" "$HERE/dom0-init" "$HERE/domU-init" "$HERE/disk-init"
             echo "$KVER"; dpkg-query -W xen-utils-4.17 busybox-static bash iproute2 libc6 jq strace 2>/dev/null
             sha256sum "$OUT/vmlinux" | cut -c1-64; } | sha256sum | cut -c1-64)
-if [ "$(cat "$OUT/recipe" 2>/dev/null)" = "$recipe" ] && [ -f "$OUT/dom0-base.cpio.gz" ] && [ -f "$OUT/domU-base.cpio" ]; then
+if [ "$(cat "$OUT/recipe" 2>/dev/null)" = "$recipe" ] && [ -f "$OUT/dom0-base.cpio.gz" ] && [ -f "$OUT/domU-base.cpio" ] &&
+   [ -f "$OUT/domU-initrd.cpio" ]; then
   exit 0
 fi
 rm -f "$OUT/recipe"
@@ -162,18 +174,26 @@ install -m 0755 "$HERE/domU-init" "$R/init"
 mkcpio "$R" "$OUT/domU-base.cpio"
 rm -rf "$R"
 
+log "building the systemd guests' initramfs"
+R=$CACHE/root-initrd
+skel "$R"
+copy_mods "$R" xen-blkfront ext4 xen-netfront xenfs xen-evtchn xen-gntdev xen-gntalloc xen-privcmd
+install -m 0755 "$HERE/disk-init" "$R/init"
+mkcpio "$R" "$OUT/domU-initrd.cpio"
+rm -rf "$R"
+
 log "building dom0 initramfs"
 R=$CACHE/root-dom0
 skel "$R"
 copy_elf "$R" $XENLIB/bin/xl $XENLIB/bin/xenstored $XENLIB/bin/xenconsoled \
   $XENLIB/bin/xenconsole $XENLIB/bin/xen-init-dom0 $XENLIB/bin/libxl-save-helper \
-  /usr/bin/xenstore /usr/bin/bash /usr/sbin/ip /usr/sbin/bridge /usr/bin/flock /usr/bin/stat /usr/bin/jq
+  /usr/bin/xenstore $XENLIB/bin/xenstore-control /usr/bin/bash /usr/sbin/ip /usr/sbin/bridge /usr/bin/flock /usr/bin/stat /usr/bin/jq
 for t in $XS_TOOLS; do ln -sf xenstore "$R/usr/bin/xenstore-$t"; done
-for b in xl xenstored xenconsoled xenconsole xen-init-dom0; do ln -sf ../lib/xen-4.17/bin/$b "$R/usr/sbin/$b"; done
+for b in xl xenstored xenconsoled xenconsole xen-init-dom0 xenstore-control; do ln -sf ../lib/xen-4.17/bin/$b "$R/usr/sbin/$b"; done
 mkdir -p "$R/etc/xen" "$R/var/lib/xen" "$R/var/log/xen/console" "$R/var/lib/xenstored"
 cp -a /etc/xen/scripts "$R/etc/xen/"
 [ -f /etc/xen/xl.conf ] && cp /etc/xen/xl.conf "$R/etc/xen/"
-copy_mods "$R" xen-privcmd xenfs xen-evtchn xen-gntdev xen-gntalloc xen-netback bridge tun
+copy_mods "$R" xen-privcmd xenfs xen-evtchn xen-gntdev xen-gntalloc xen-netback xen-blkback bridge tun virtio_pci virtio_blk
 install -m 0755 "$HERE/dom0-init" "$R/init"
 cp "$OUT/vmlinux" "$R/root/vmlinux"
 (cd "$R" && find . | LC_ALL=C sort | cpio --quiet -R 0:0 -H newc -o | gzip -1) > "$OUT/dom0-base.cpio.gz.tmp"

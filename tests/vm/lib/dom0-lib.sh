@@ -41,13 +41,14 @@ wait_until() {
 }
 
 # wait_xs_cond TIMEOUT_S CMD...: wait until CMD succeeds. CMD runs at once,
-# after each burst of xenstore changes below the domain's home (a watch:
+# after each burst of xenstore changes below the domain's home (or below
+# $XS_WATCH when set) (a watch:
 # no polling, which would steal the CPU the guest needs under TCG), and at
 # least every 5 s. 1 on timeout.
 wait_xs_cond() {
   local t=$1 end fd wpid left r=1; shift
   end=$((SECONDS + t))
-  exec {fd}< <(exec xenstore-watch "$XS_HOME" 2>/dev/null)
+  exec {fd}< <(exec xenstore-watch "${XS_WATCH:-$XS_HOME}" 2>/dev/null)
   wpid=$!
   while :; do
     if "$@" >/dev/null 2>&1; then r=0; break; fi
@@ -66,14 +67,17 @@ wait_xs_cond() {
 # guest_exec CMD [TIMEOUT_S]: run CMD with bash in the domU (cwd /xenvm),
 # print its output (up to 64 KiB), return its status (124 on timeout).
 guest_exec() {
-  local cmd=$1 t=${2:-120} seq n i
+  local cmd=$1 t=${2:-120} seq n i rc
+  local -a outs=()
+  # (few processes per call: an exec is dear in dom0 and in the guest under TCG)
   seq=$(( $(xenstore-read $XS_HOME/xenvm/seq 2>/dev/null || echo 0) + 1 ))
-  xenstore-write -R $XS_HOME/xenvm/cmd "$cmd" && xenstore-write $XS_HOME/xenvm/seq "$seq" || return 125
-  wait_xs_cond "$t" xs_is $XS_HOME/xenvm/done "$seq" ||
+  xenstore-write -R $XS_HOME/xenvm/cmd "$cmd" $XS_HOME/xenvm/seq "$seq" || return 125
+  XS_WATCH=$XS_HOME/xenvm/done wait_xs_cond "$t" xs_is $XS_HOME/xenvm/done "$seq" ||
     { echo "guest_exec: timeout after ${t}s: $cmd" >&2; return 124; }
-  n=$(xenstore-read $XS_HOME/xenvm/nout)
-  for ((i = 0; i < n; i++)); do xenstore-read -R $XS_HOME/xenvm/out/$i; done | base64 -d
-  return "$(xenstore-read $XS_HOME/xenvm/rc)"
+  read -r n rc < <(xenstore-read $XS_HOME/xenvm/nout $XS_HOME/xenvm/rc | tr '\n' ' ')
+  for ((i = 0; i < n; i++)); do outs+=("$XS_HOME/xenvm/out/$i"); done
+  [ "$n" -gt 0 ] && xenstore-read -R "${outs[@]}" | base64 -d
+  return "$rc"
 }
 
 # watch_stamps PATH FILE: in the background, write "<epoch.us> <path>" to
