@@ -11,6 +11,10 @@ else
   check "the agent logs the refused write" wait_until 60 agent_log feature-balloon
   n=$(agent_log feature-balloon | wc -l)
   agent_log feature-balloon
-  check_eq "the refused write is logged once (whole run so far)" 1 "$n"
+  # Once per domain: a new domain (after a restore here) may be another
+  # toolstack's, and is tried once more.
+  domains=$(( 1 + $(agent_log "no longer what the agent wrote" | wc -l) ))
+  check "the refused write is logged once per domain ($n times, $domains domains)" \
+    test "$n" -ge 1 -a "$n" -le "$domains"
   check "the agent is still running" agent_alive
 fi
