@@ -17,8 +17,8 @@
 # collector (--no-default-features -F xenstore,net_netlink). Why musl rather
 # than a static glibc: bench/ANALYSIS.md ("The portable binary").
 #
-# The musl target's standard library comes from rustup; it is added when
-# missing. Environment: CARGO_TARGET_DIR as for cargo.
+# The musl target's standard library comes from rustup (added when
+# missing) or from the distribution (Fedora: rust-std-static-x86_64-unknown-linux-musl). Environment: CARGO_TARGET_DIR as for cargo.
 set -euo pipefail
 
 TARGET=x86_64-unknown-linux-musl
@@ -51,7 +51,11 @@ esac
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 command -v cargo >/dev/null || die "cargo is missing (rustup)"
-if ! rustup target list --installed 2>/dev/null | grep -qx "$TARGET"; then
+# The target's standard library: from rustup, or a distribution's package.
+libdir=$(rustc --print target-libdir --target "$TARGET" 2>/dev/null || true)
+if ! compgen -G "$libdir/libstd-*.rlib" >/dev/null; then
+  command -v rustup >/dev/null ||
+    die "the Rust standard library for $TARGET is missing (Fedora: dnf install rust-std-static-x86_64-unknown-linux-musl)"
   echo "adding the Rust target $TARGET (rustup)" >&2
   rustup target add "$TARGET" >&2 || die "cannot add the Rust target $TARGET: rustup target add $TARGET"
 fi
