@@ -29,6 +29,8 @@ cache=${XGA_PKG_CACHE:-$HOME/.cache/xen-guest-agent-tests/pkg}
 suite=${XGA_PKG_SUITE:-bookworm}
 unit=xen-guest-agent.service
 start=$SECONDS
+# shellcheck source=packaging/debroot.sh
+. "$top/packaging/debroot.sh"
 
 passed=0 failed=0
 ok() { passed=$((passed + 1)); echo "ok: $*"; }
@@ -90,28 +92,13 @@ EOF
 dpkg-deb --root-owner-group --build "$dummy" "$work/xe-guest-utilities.deb" >/dev/null
 
 # --- a clean Debian root (cached as a tarball) ------------------------------
-mirror=$(sed -n 's/^URIs:[[:space:]]*\([^[:space:]]*\).*/\1/p; s/^deb[[:space:]]\+\(\[[^]]*\][[:space:]]\+\)\{0,1\}\(http[^[:space:]]*\).*/\2/p' \
-  /etc/apt/sources.list /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list 2>/dev/null |
-  grep -m1 -E '/debian/?$' || true)
-mirror=${mirror:-http://deb.debian.org/debian}
 # libxenstore4 is in the root so that the dynamic package's dependency is
 # met offline (the static variant's test removes it first); systemd, dbus
 # and iproute2 for the boot under systemd-nspawn (systemd is installed but
 # not running during the dpkg tests, as in an image build).
-include=libxenstore4,init-system-helpers,systemd,systemd-sysv,dbus,iproute2
-tarball=$cache/$suite-minbase-${include//,/-}.tar.gz
-mkdir -p "$cache" "$root"
-if [ ! -f "$tarball" ]; then
-  echo "=== debootstrap $suite from $mirror (cached in $tarball)"
-  t=$SECONDS
-  debootstrap --variant=minbase --include="$include" "$suite" "$work/boot" "$mirror" > "$work/debootstrap.log" 2>&1 ||
-    { tail -n 20 "$work/debootstrap.log"; die "debootstrap failed"; }
-  rm -rf "$work/boot/var/cache/apt/archives/"*.deb
-  tar -C "$work/boot" -czf "$tarball.tmp" . && mv "$tarball.tmp" "$tarball"
-  rm -rf "$work/boot"
-  echo "debootstrap took $((SECONDS - t)) s"
-fi
-tar -C "$root" -xzf "$tarball"
+mkdir -p "$root"
+debian_root "$suite" libxenstore4,init-system-helpers,systemd,systemd-sysv,dbus,iproute2 "$cache" "$root" ||
+  die "no Debian root"
 mount -t proc proc "$root/proc"
 # A chroot without systemd running: maintainer scripts must cope.
 rm -rf "$root/run/systemd/system"
