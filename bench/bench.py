@@ -1014,7 +1014,9 @@ def xs_traffic(text):
     calls = trips = 0
     for line in text.splitlines():
         pid, _, rest = line.partition(" ")
-        m = re.match(r"(\w+)\((\d+)<UNIX-STREAM:", rest)
+        # -yy names a unix socket UNIX-STREAM:[...], or socket:[inode] when
+        # its details cannot be had (only unix sockets are streams here).
+        m = re.match(r"(\w+)\((\d+)<(?:UNIX-STREAM|socket):", rest)
         if m:
             call, fd = m.groups()
             if "<unfinished" in rest:
