@@ -284,21 +284,22 @@ def backend_target_rows(r):
     rows = []
     b = r.get("backends", {})
     idle = b.get("idle", {})
+    label = {"native": "native backend", "portable": "portable binary (native backend)"}
     for name in ("native", "portable"):
         d = idle.get(f"{name}/plain")
         if d:
             v, s = verdict(d["threads_max_seen"], 1, "")
-            rows.append((f"threads, {name} backend (idle, xenstore): exactly 1",
+            rows.append((f"threads, {label[name]} (idle, xenstore): exactly 1",
                          f"{d['threads']} at the end ({', '.join(d['thread_names'])}), at most "
                          f"{d['threads_max_seen']} seen; {d['threads_created']} created while idle", v))
             v, s = verdict(g(d, "per_minute", "syscalls"), 10, "per minute", fmt="{:.3g}")
-            rows.append((f"idle syscalls, {name} backend: <= 10 a minute",
+            rows.append((f"idle syscalls, {label[name]}: <= 10 a minute",
                          f"{s}; {g(d, 'per_minute', 'xenstore_requests')} xenstore requests a minute", v))
     for name in ("native", "portable"):
         d = b.get(name)
         if d and "startup_median_ms" in d:
             v, s = verdict(d["startup_median_ms"], 3, "ms")
-            rows.append((f"start-up <= 3 ms to the first complete publication, {name} backend "
+            rows.append((f"start-up <= 3 ms to the first complete publication, {label[name]} "
                          "(3 interfaces, test xenstored)",
                          f"median {s} over {d['runs']} runs (min {d['startup_min_ms']}, p90 {d['startup_p90_ms']})", v))
     p = g(r, "portable", "musl")
