@@ -5,6 +5,10 @@
 //! run time.
 
 fn main() {
+    // Only this file decides what the script does (the static feature adds
+    // its inputs below): without it, cargo reruns the script, and rebuilds
+    // the crate, after any change in the package (bench/, packaging/...).
+    println!("cargo:rerun-if-changed=build.rs");
     // The netlink collector is Linux's: elsewhere the default features
     // would build an agent without network facts.
     let target = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
@@ -23,7 +27,6 @@ fn main() {
 fn static_libxenstore() {
     use std::path::PathBuf;
 
-    println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=PKG_CONFIG_PATH");
     let lib = match pkg_config::Config::new()
         .statik(true)

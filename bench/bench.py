@@ -32,6 +32,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
 AGENT = os.path.join(TARGET, "release", "xen-guest-agent")
 XSD = os.path.join(TARGET, "release", "examples", "bench_server")
+# The portable binary (packaging/portable.sh) and the static glibc
+# candidate it was chosen against (bench/run.sh builds both).
+PORTABLE = os.path.join(TARGET, "x86_64-unknown-linux-musl", "release", "xen-guest-agent")
+GLIBC_STATIC = os.path.join(TARGET, "x86_64-unknown-linux-gnu", "release", "xen-guest-agent")
 MIB = 1024 * 1024
 
 libc = ctypes.CDLL(None, use_errno=True)
@@ -302,14 +306,14 @@ class Agent:
     and its JSON lines (stdout publisher) read as they come."""
 
     def __init__(self, ns, publisher="stdout", xenstored=None, sysfs=None, wrap=None,
-                 extra=()):
+                 extra=(), binary=None):
         self.dir = tempfile.mkdtemp(prefix="xgabench-agent-")
         self.notify_path = os.path.join(self.dir, "notify")
         self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.notify.bind(self.notify_path)
         env = dict(os.environ, NOTIFY_SOCKET=self.notify_path)
         env.pop("RUST_LOG", None)
-        args = [AGENT, "-s", "--publisher", publisher, "--sysfs", sysfs or ns.sysfs, *extra]
+        args = [binary or AGENT, "-s", "--publisher", publisher, "--sysfs", sysfs or ns.sysfs, *extra]
         if publisher == "stdout":
             args += ["--format", "json"]
         if xenstored:
@@ -975,6 +979,272 @@ def measure_xenstore_ops(args):
 
 
 # --------------------------------------------------------------------------
+# Backends (native client, libxenstore) and the portable binary
+
+# The calls a xenstore connection is served with (both backends).
+XS_CALLS = "read,write,readv,writev,recvfrom,sendto,recvmsg,sendmsg"
+WRITES = ("write", "writev", "sendto", "sendmsg")
+
+
+def backend_agents():
+    """(name, binary, extra arguments) of each xenstore backend measured:
+    the default build with each backend, and the portable binary (which
+    has the native one only)."""
+    return [("native", AGENT, ["--xenstore-backend", "native"]),
+            ("libxenstore", AGENT, ["--xenstore-backend", "libxenstore"]),
+            ("portable", PORTABLE, [])]
+
+
+def smaps_rollup(pid):
+    """Rss, Pss and their parts (KiB) of a process."""
+    out = {}
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if k in ("Rss", "Pss", "Pss_Anon", "Pss_File", "Private_Dirty", "Private_Clean"):
+                out[k + "_kib"] = int(v.split()[0])
+    return out
+
+
+def xs_traffic(text):
+    """Syscalls and round trips on the unix stream sockets (the xenstore
+    connections) in an `strace -f -yy` log: a round trip is a reply read
+    after requests were written on the same socket."""
+    last, pending = {}, {}
+    calls = trips = 0
+    for line in text.splitlines():
+        pid, _, rest = line.partition(" ")
+        # -yy names a unix socket UNIX-STREAM:[...], or socket:[inode] when
+        # its details cannot be had (only unix sockets are streams here).
+        m = re.match(r"(\w+)\((\d+)<(?:UNIX-STREAM|socket):", rest)
+        if m:
+            call, fd = m.groups()
+            if "<unfinished" in rest:
+                pending[pid] = (call, fd)
+                continue
+        else:
+            m = re.match(r"<\.\.\. (\w+) resumed>", rest)
+            if not m or pid not in pending:
+                continue
+            call, fd = pending.pop(pid)
+        ok = re.search(r"= (\d+)\s*$", rest)
+        if not ok or int(ok.group(1)) == 0:
+            continue  # EAGAIN, or the end of the connection
+        calls += 1
+        kind = "w" if call in WRITES else "r"
+        if kind == "r" and last.get(fd) == "w":
+            trips += 1
+        last[fd] = kind
+    return calls, trips
+
+
+def traced_backend_run(ns, sysfs, binary, extra, changes, idx):
+    """One run under strace: the first publication, then `changes` IPv4
+    additions and removals on VIF 0 (one change set each, waited for in
+    xenstore); the traffic on the xenstore sockets, and the requests of
+    the change sets counted at the server."""
+    out = os.path.join(tempfile.gettempdir(), f"xgabench-xs-{os.getpid()}")
+    xs = Xenstored()
+    a = Agent(ns, "xenstore", xenstored=xs.socket, sysfs=sysfs, extra=extra, binary=binary,
+              wrap=["strace", "-f", "-yy", "-qq", "-o", out, "-e", "trace=" + XS_CALLS])
+    nl = None
+    try:
+        a.wait_ready()
+        counts = None
+        if changes:
+            if xs.cmd(f"wait-exists {xs.home}/data/updated 10") != "true":
+                raise RuntimeError("no first publication")
+            xs.cmd("reset")
+            nl = Netlink(ns)
+            node = f"{xs.home}/attr/vif/0/ipv4/1"
+            for i in range(changes // 2):
+                addr = f"10.9.{i // 250}.{i % 250 + 1}"
+                nl.addr(True, idx, addr + "/32")
+                if xs.cmd(f"wait-value {node} {addr} 10") != "true":
+                    raise RuntimeError(f"{node} != {addr}")
+                nl.addr(False, idx, addr + "/32")
+                if xs.cmd(f"wait-absent {node} 10") != "true":
+                    raise RuntimeError(f"{node} still there")
+            counts = xs.counts()
+    finally:
+        if nl:
+            nl.close()
+        a.stop()
+        xs.close()
+    with open(out) as f:
+        text = f.read()
+    os.unlink(out)
+    return xs_traffic(text), counts
+
+
+def measure_backends(args):
+    """For each xenstore backend, and the portable binary: start-up to the
+    first complete publication (3 interfaces: lo, a veth pair whose eth0 is
+    VIF 0), its requests and round trips; requests and round trips per
+    change set; then idle memory, threads, syscalls and requests."""
+    res = {}
+    sysfs = fake_vif_sysfs({"eth0": 0})
+    ns = Netns("backends")
+    try:
+        with_veth_pair(ns, mac="00:16:3e:5e:00:01")
+        idx = ns.index("eth0")
+        for name, binary, extra in backend_agents():
+            if not os.path.exists(binary):
+                res[name] = {"error": f"{binary} is missing: run bench/run.sh"}
+                continue
+            times, first = [], None
+            for _ in range(args.backend_runs):
+                xs = Xenstored()
+                a = Agent(ns, "xenstore", xenstored=xs.socket, sysfs=sysfs, extra=extra, binary=binary)
+                try:
+                    times.append(a.wait_ready())
+                    first = xs.counts()
+                finally:
+                    a.stop()
+                    xs.close()
+            (calls0, trips0), _ = traced_backend_run(ns, sysfs, binary, extra, 0, idx)
+            n = args.xs_changes
+            (calls, trips), counts = traced_backend_run(ns, sysfs, binary, extra, n, idx)
+            res[name] = {
+                "flags": " ".join(extra), "runs": len(times),
+                "startup_median_ms": round(statistics.median(times), 3),
+                "startup_min_ms": round(min(times), 3), "startup_p90_ms": round(pct(times, 90), 3),
+                "first_publication": {"requests": first["total"], "kinds": first["kinds"],
+                                      "round_trips": trips0, "socket_syscalls": calls0},
+                "change_sets": n,
+                "per_change_set": {"requests": round(counts["total"] / n, 2),
+                                   "kinds": {k: round(v / n, 2) for k, v in counts["kinds"].items()},
+                                   "round_trips": round((trips - trips0) / n, 2),
+                                   "socket_syscalls": round((calls - calls0) / n, 2)},
+            }
+            log(f"backend {name}: {res[name]}")
+        res["idle"] = idle_backends(args, sysfs)
+    finally:
+        shutil.rmtree(sysfs, ignore_errors=True)
+        ns.close()
+    return res
+
+
+def idle_backends(args, sysfs):
+    """The backends side by side, idle for the idle part's minutes (perf
+    stat for the syscalls, no ptrace), and one native agent under `strace
+    -c -f` for the syscalls by name."""
+    minutes = args.idle_minutes
+    res = {"minutes": minutes}
+    runs = [(n, b, e, "plain") for n, b, e in backend_agents() if os.path.exists(b)]
+    runs.append(("native", AGENT, ["--xenstore-backend", "native"], "strace"))
+    live, nss, xss = [], [], []
+    try:
+        for name, binary, extra, mode in runs:
+            ns = Netns(f"bidle{len(nss)}")
+            nss.append(ns)
+            with_veth_pair(ns, mac="00:16:3e:5e:00:01")
+            xs = Xenstored()
+            xss.append(xs)
+            a = Agent(ns, "xenstore", xenstored=xs.socket, sysfs=sysfs, extra=extra, binary=binary)
+            a.wait_ready()
+            live.append((name, mode, a, xs))
+        time.sleep(2)  # start-up settles
+        perf = shutil.which("perf")
+        for name, mode, a, xs in live:
+            xs.cmd("reset")
+            a.before = a.stats()
+            a.max_threads = a.before["threads"]
+            a.trace_out = os.path.join(a.dir, mode)
+            if mode == "strace":
+                cmd = ["strace", "-c", "-f", "-q", "-o", a.trace_out, "-p", str(a.pid)]
+            elif perf:
+                cmd = [perf, "stat", "-x", ",", "-o", a.trace_out, "-e", "raw_syscalls:sys_enter",
+                       "-p", str(a.pid)]
+            else:
+                cmd = None
+            a.tracer = cmd and subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        log(f"idle backends: {minutes} minute(s)")
+        end = time.monotonic() + minutes * 60
+        while time.monotonic() < end:
+            for _, _, a, _ in live:
+                a.max_threads = max(a.max_threads, a.stats()["threads"])
+            time.sleep(min(1, max(0, end - time.monotonic())))
+        for name, mode, a, xs in live:
+            after = a.stats()
+            r = {"VmRSS_kib": after["VmRSS_kib"], **smaps_rollup(a.pid),
+                 "threads": after["threads"], "threads_max_seen": a.max_threads,
+                 "thread_names": sorted(t["comm"] for t in after["tasks"].values()),
+                 "threads_created": len(set(after["tasks"]) - set(a.before["tasks"])),
+                 "xenstore_requests": xs.counts()["total"]}
+            if a.tracer:
+                a.tracer.send_signal(signal.SIGINT)
+                a.tracer.wait(30)
+                text = open(a.trace_out).read()
+                if mode == "strace":
+                    r["strace"] = parse_strace_c(text)
+                    r["syscalls"] = r["strace"].get("total", 0)
+                else:
+                    for line in text.splitlines():
+                        parts = line.split(",")
+                        if len(parts) > 3 and parts[2] == "raw_syscalls:sys_enter":
+                            r["syscalls"] = int(float(parts[0]))
+            r["per_minute"] = {k: round(r[k] / minutes, 1) for k in ("syscalls", "xenstore_requests")
+                               if r.get(k) is not None}
+            res[f"{name}/{mode}"] = r
+            log(f"idle backend {name}/{mode}: {json.dumps(r)}")
+    finally:
+        for _, _, a, _ in live:
+            a.stop()
+        for xs in xss:
+            xs.close()
+        for ns in nss:
+            ns.close()
+    return res
+
+
+def elf_deps(binary):
+    """NEEDED libraries and the program interpreter of an ELF file."""
+    d = subprocess.run(["readelf", "-dW", binary], capture_output=True, text=True).stdout
+    l = subprocess.run(["readelf", "-lW", binary], capture_output=True, text=True).stdout
+    needed = re.findall(r"\(NEEDED\).*\[(.*)\]", d)
+    interp = re.search(r"Requesting program interpreter: ([^\]]+)\]", l)
+    return needed, interp.group(1) if interp else None
+
+
+def measure_portable(args):
+    """The portable binary (musl) against the static glibc candidate and
+    the default build, with the stdout publisher: size, dynamic
+    dependencies, start-up (exec to READY=1, 3 interfaces), and memory
+    (Rss, Pss) a second after READY."""
+    res = {}
+    ns = Netns("portable")
+    try:
+        with_veth_pair(ns)
+        for name, binary in (("default", AGENT), ("musl", PORTABLE), ("glibc-static", GLIBC_STATIC)):
+            if not os.path.exists(binary):
+                res[name] = {"error": f"{binary} is missing: run bench/run.sh"}
+                continue
+            needed, interp = elf_deps(binary)
+            times, mem = [], []
+            for i in range(args.startup_runs):
+                a = Agent(ns, "stdout", binary=binary)
+                try:
+                    times.append(a.wait_ready())
+                    if i < 5:
+                        a.drain(0.2, 1)
+                        time.sleep(1)
+                        mem.append({**smaps_rollup(a.pid), **a.stats()})
+                finally:
+                    a.stop()
+            med = lambda k: int(statistics.median(m[k] for m in mem))
+            res[name] = {"bytes": os.path.getsize(binary), "needed": needed, "interp": interp,
+                         "runs": len(times), "startup_median_ms": round(statistics.median(times), 3),
+                         "startup_min_ms": round(min(times), 3), "startup_p90_ms": round(pct(times, 90), 3),
+                         "Rss_kib": med("Rss_kib"), "Pss_kib": med("Pss_kib"),
+                         "RssAnon_kib": med("RssAnon_kib"), "RssFile_kib": med("RssFile_kib"),
+                         "Private_Dirty_kib": med("Private_Dirty_kib")}
+            log(f"portable {name}: {res[name]}")
+    finally:
+        ns.close()
+    return res
+
+# --------------------------------------------------------------------------
 # Report
 
 
@@ -998,7 +1268,7 @@ def machine():
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="1 idle minute, fewer runs (development)")
-    ap.add_argument("--only", default="sizes,idle,startup,latency,scale,xenstore",
+    ap.add_argument("--only", default="sizes,idle,startup,latency,scale,xenstore,backends,portable",
                     help="comma-separated parts to run")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench"), help="where results.{json,md} go")
     ap.add_argument("--merge", action="store_true",
@@ -1014,6 +1284,7 @@ def main():
     args.burst = 10000
     args.overflow = 5000
     args.xs_changes = 25 if args.quick else 50
+    args.backend_runs = 10 if args.quick else 25
     if os.geteuid() != 0:
         sys.exit("bench: needs root (network namespaces)")
     for b in (AGENT, XSD):
@@ -1031,7 +1302,8 @@ def main():
         results = earlier
     steps = [("sizes", measure_binary_sizes), ("startup", measure_startup),
              ("latency", measure_latency), ("scale", measure_scale),
-             ("xenstore", measure_xenstore_ops), ("idle", measure_idle)]
+             ("xenstore", measure_xenstore_ops), ("backends", measure_backends),
+             ("portable", measure_portable), ("idle", measure_idle)]
     for name, fn in steps:
         if name in parts:
             log(f"== {name}")

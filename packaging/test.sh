@@ -5,8 +5,9 @@
 # systemd-analyze (verify, and the security exposure score).
 #
 # usage: packaging/test.sh [--static]   (as root: chroot, dpkg)
-#   --static   test the xen-guest-agent-static variant instead (built with
-#              -F static; installed into a root without libxenstore)
+#   --static   test the xen-guest-agent-static variant instead (the portable
+#              binary, packaging/portable.sh; no Depends at all; installed
+#              into a root without libxenstore)
 #
 # Environment:
 #   XGA_PKG_CACHE   where the Debian root tarball is kept between runs
@@ -28,6 +29,8 @@ cache=${XGA_PKG_CACHE:-$HOME/.cache/xen-guest-agent-tests/pkg}
 suite=${XGA_PKG_SUITE:-bookworm}
 unit=xen-guest-agent.service
 start=$SECONDS
+# shellcheck source=packaging/debroot.sh
+. "$top/packaging/debroot.sh"
 
 passed=0 failed=0
 ok() { passed=$((passed + 1)); echo "ok: $*"; }
@@ -44,6 +47,7 @@ command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v dpkg-shlibdeps >/dev/null || need+=(dpkg-dev)
 command -v rpmbuild >/dev/null || need+=(rpm)
 command -v systemd-nspawn >/dev/null || need+=(systemd-container)
+command -v lintian >/dev/null || need+=(lintian)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]}"
   apt-get update -qq
@@ -68,6 +72,9 @@ deb=$("$top/packaging/deb/build.sh" "${args[@]}" | tail -n1)
 package=$(dpkg-deb -f "$deb" Package)
 echo "built $deb ($(du -k "$deb" | cut -f1) KiB)"
 dpkg-deb -I "$deb" | sed -n '/Package:/,$p'
+# As root, lintian says so on stderr; its verdict is the exit code.
+if out=$(lintian --pedantic --fail-on error,warning "$deb" 2>/dev/null); then ok "lintian --pedantic: no error, no warning"
+else bad "lintian --pedantic"; echo "$out"; fi
 
 # A stand-in for xe-guest-utilities: same package name, a daemon and a unit.
 dummy=$work/dummy
@@ -85,28 +92,13 @@ EOF
 dpkg-deb --root-owner-group --build "$dummy" "$work/xe-guest-utilities.deb" >/dev/null
 
 # --- a clean Debian root (cached as a tarball) ------------------------------
-mirror=$(sed -n 's/^URIs:[[:space:]]*\([^[:space:]]*\).*/\1/p; s/^deb[[:space:]]\+\(\[[^]]*\][[:space:]]\+\)\{0,1\}\(http[^[:space:]]*\).*/\2/p' \
-  /etc/apt/sources.list /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list 2>/dev/null |
-  grep -m1 -E '/debian/?$' || true)
-mirror=${mirror:-http://deb.debian.org/debian}
 # libxenstore4 is in the root so that the dynamic package's dependency is
 # met offline (the static variant's test removes it first); systemd, dbus
 # and iproute2 for the boot under systemd-nspawn (systemd is installed but
 # not running during the dpkg tests, as in an image build).
-include=libxenstore4,init-system-helpers,systemd,systemd-sysv,dbus,iproute2
-tarball=$cache/$suite-minbase-${include//,/-}.tar.gz
-mkdir -p "$cache" "$root"
-if [ ! -f "$tarball" ]; then
-  echo "=== debootstrap $suite from $mirror (cached in $tarball)"
-  t=$SECONDS
-  debootstrap --variant=minbase --include="$include" "$suite" "$work/boot" "$mirror" > "$work/debootstrap.log" 2>&1 ||
-    { tail -n 20 "$work/debootstrap.log"; die "debootstrap failed"; }
-  rm -rf "$work/boot/var/cache/apt/archives/"*.deb
-  tar -C "$work/boot" -czf "$tarball.tmp" . && mv "$tarball.tmp" "$tarball"
-  rm -rf "$work/boot"
-  echo "debootstrap took $((SECONDS - t)) s"
-fi
-tar -C "$root" -xzf "$tarball"
+mkdir -p "$root"
+debian_root "$suite" libxenstore4,init-system-helpers,systemd,systemd-sysv,dbus,iproute2 "$cache" "$root" ||
+  die "no Debian root"
 mount -t proc proc "$root/proc"
 # A chroot without systemd running: maintainer scripts must cope.
 rm -rf "$root/run/systemd/system"
@@ -163,7 +155,11 @@ needed=$(readelf -d "$root/usr/sbin/xen-guest-agent" | sed -n 's/.*(NEEDED).*\[\
 echo "NEEDED: $needed"
 check "the binary does not link libxenstore (dlopen or static)" sh -c "! echo '$needed' | grep -q xenstore"
 if [ -n "$static" ]; then
-  check "static package: no libxenstore dependency" sh -c "! dpkg-deb -f '$deb' Depends | grep -q xenstore"
+  check "static package: no dependency at all (Depends, Pre-Depends: '$(dpkg-deb -f "$deb" Depends Pre-Depends)')" \
+    [ -z "$(dpkg-deb -f "$deb" Depends Pre-Depends)" ]
+  check "static package: the binary has no interpreter, no shared library" \
+    "$top/packaging/portable.sh" --check "$root/usr/sbin/xen-guest-agent"
+  check "static package: copyright has musl's notice" grep -q 'Rich Felker' "$root/usr/share/doc/$package/copyright"
 else
   check "dynamic package depends on libxenstore" sh -c "dpkg-deb -f '$deb' Depends | grep -q 'libxenstore4 | libxenstore3.0'"
 fi
@@ -253,8 +249,11 @@ fi
 
 echo "=== RPM spec"
 spec=$top/packaging/rpm/xen-guest-agent.spec
-if out=$(rpmspec -P "$spec" 2>&1 >/dev/null) && [ -z "$out" ]; then ok "rpmspec -P parses the spec, no warning"
-else bad "rpmspec -P"; echo "$out"; fi
+for w in "" "--with static"; do
+  # shellcheck disable=SC2086
+  if out=$(rpmspec -P $w "$spec" 2>&1 >/dev/null) && [ -z "$out" ]; then ok "rpmspec -P $w parses the spec, no warning"
+  else bad "rpmspec -P $w"; echo "$out"; fi
+done
 # The same binary as the .deb's.
 dpkg-deb --fsys-tarfile "$deb" | tar -xO ./usr/sbin/xen-guest-agent > "$work/xen-guest-agent"
 chmod 0755 "$work/xen-guest-agent"
@@ -270,7 +269,9 @@ if rpm=$("$top/packaging/rpm/build.sh" "${rargs[@]}" 2>"$work/rpmbuild.log" | ta
   done
   check "rpm obsoletes xe-guest-utilities" sh -c "rpm -qp --obsoletes '$rpm' 2>/dev/null | grep -q '^xe-guest-utilities '"
   if [ -n "$static" ]; then
-    check "static rpm does not require xen-libs" sh -c "! rpm -qp --requires '$rpm' 2>/dev/null | grep -q xen-libs"
+    check "static rpm requires neither glibc nor xen-libs: $(rpm -qp --requires "$rpm" 2>/dev/null | sort -u | tr '\n' ' ')" \
+      sh -c "! rpm -qp --requires '$rpm' 2>/dev/null | grep -qE 'xen-libs|libc\.so|glibc|rtld|\.so'"
+    check "static rpm has musl's notice" grep -q NOTICE-static <<<"$rfiles"
   else
     check "rpm requires xen-libs" sh -c "rpm -qp --requires '$rpm' 2>/dev/null | grep -qx xen-libs"
   fi

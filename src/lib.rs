@@ -10,6 +10,11 @@
 //! - [`publishers`]: where change sets go (xenstore schemas, stdout);
 //! - [`cli`], [`logging`], [`service`]: the daemon's interface to the world.
 
+// libc marks `time_t` deprecated on every musl target for 32-bit musl's
+// move to a 64-bit time_t; on x86_64 musl it is already i64 (the portable
+// build, packaging/portable.sh). The gnu builds still report deprecations.
+#![cfg_attr(target_env = "musl", allow(deprecated))]
+
 pub mod agent;
 pub mod cli;
 pub mod collectors;

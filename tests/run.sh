@@ -12,7 +12,12 @@
 #             integration tests, xenstore tests against the test xenstored,
 #             once per xenstore backend)
 #   static    the -F static build: no libxenstore at run time, its tests
-#   pkg       build the .deb, install/remove it in a clean Debian root
+#   portable  the portable binary (musl, static, no shared library): its
+#             unit and xenstore tests built for musl, then the binary in a
+#             Debian 11 root and in a root with nothing but it
+#             (tests/portable/run.sh)
+#   pkg       build the .debs (default and static), install/remove each
+#             in a clean Debian root
 #   vm        real Xen under QEMU: the agent from the .deb, started as its
 #             unit starts it, in busybox PV guests, and the package itself
 #             installed with apt in Debian 12 (PV, PVH) and 11 systemd guests
@@ -46,8 +51,11 @@ FREEBSD_SETS=(
   "--no-default-features -F xenstore,net_pnet"
 )
 FREEBSD=x86_64-unknown-freebsd
+# The portable binary's target and features (packaging/portable.sh).
+MUSL=x86_64-unknown-linux-musl
+PORTABLE_SET="--no-default-features -F xenstore,net_netlink"
 
-ALL_TIERS=(deps lint unit static pkg vm)
+ALL_TIERS=(deps lint unit static portable pkg vm)
 TIERS=("$@")
 [ ${#TIERS[@]} -gt 0 ] || TIERS=("${ALL_TIERS[@]}")
 
@@ -63,20 +71,22 @@ tier_deps() {
   local pkgs=(libxenstore4 xenstore-utils libxen-dev libclang-dev pkg-config iproute2 jq)
   local missing=()
   for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-  [ ${#missing[@]} -eq 0 ] && { echo "all present: ${pkgs[*]}"; freebsd_target; return; }
+  [ ${#missing[@]} -eq 0 ] && { echo "all present: ${pkgs[*]}"; rust_targets; return; }
   if ! is_root; then
     echo "missing packages ${missing[*]}: run as root, or apt-get install them" >&2
     return 1
   fi
   apt-get update -qq &&
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" || return 1
-  freebsd_target
+  rust_targets
 }
 
-# The FreeBSD target's standard library, for the lint tier's type checks.
-freebsd_target() {
-  rustup target list --installed 2>/dev/null | grep -qx "$FREEBSD" && return 0
-  rustup target add "$FREEBSD"
+# The standard libraries of the other targets: FreeBSD's for the lint
+# tier's type checks, musl's for the portable binary.
+rust_targets() { rust_target "$FREEBSD" && rust_target "$MUSL"; }
+rust_target() {
+  rustup target list --installed 2>/dev/null | grep -qx "$1" && return 0
+  rustup target add "$1"
 }
 
 tier_lint() {
@@ -87,12 +97,15 @@ tier_lint() {
     # shellcheck disable=SC2086
     cargo clippy --workspace --all-targets $fs -- -D warnings || return 1
   done
-  freebsd_target || return 1
+  rust_targets || return 1
   for fs in "${FREEBSD_SETS[@]}"; do
     echo "--- clippy --target $FREEBSD $fs"
     # shellcheck disable=SC2086
     cargo clippy --target "$FREEBSD" --all-targets $fs -- -D warnings || return 1
   done
+  echo "--- clippy --target $MUSL $PORTABLE_SET (the portable binary)"
+  # shellcheck disable=SC2086
+  cargo clippy --target "$MUSL" --all-targets $PORTABLE_SET -- -D warnings || return 1
 }
 
 tier_unit() {
@@ -124,9 +137,23 @@ tier_static() {
   XENSTORE_BACKEND=libxenstore cargo test -F static --test xenstore -- --include-ignored || return 1
 }
 
+tier_portable() {
+  rust_target "$MUSL" || return 1
+  # The unit tests, and the xenstore scenarios driving the musl agent (the
+  # native backend: the only one built in), as the portable binary is.
+  echo "--- cargo test --target $MUSL $PORTABLE_SET --lib --test xenstore"
+  # shellcheck disable=SC2086
+  cargo test --target "$MUSL" $PORTABLE_SET --lib --test xenstore -- --include-ignored || return 1
+  is_root || { cannot_run "the portable binary's roots need root (debootstrap, chroot, netns)"; return; }
+  XGA_PORTABLE_CACHE=$XGA_CACHE_DIR/portable tests/portable/run.sh
+}
+
 tier_pkg() {
   is_root || { cannot_run "the package tier needs root (chroot, dpkg)"; return; }
-  XGA_PKG_CACHE=$XGA_CACHE_DIR/pkg packaging/test.sh
+  echo "--- the default package"
+  XGA_PKG_CACHE=$XGA_CACHE_DIR/pkg packaging/test.sh || return 1
+  echo "--- the static package (the portable binary)"
+  XGA_PKG_CACHE=$XGA_CACHE_DIR/pkg packaging/test.sh --static
 }
 
 tier_vm() {

@@ -4,11 +4,14 @@
 #
 # usage: packaging/deb/build.sh [--static] [--binary PATH] [--out DIR]
 #
-#   --static       build with `-F static` (libxenstore linked in) and make the
-#                  package xen-guest-agent-static, which needs no libxenstore
-#                  package; it replaces xen-guest-agent and vice versa
-#   --binary PATH  package this prebuilt release binary instead of running
-#                  cargo build (it must match --static or not)
+#   --static       package the portable binary (packaging/portable.sh: one
+#                  static executable, no shared library at all, the native
+#                  xenstore client) as xen-guest-agent-static, which has no
+#                  Depends at all and installs on any x86_64 Debian or
+#                  Ubuntu (Debian 11, Ubuntu 20.04...); it replaces
+#                  xen-guest-agent and vice versa
+#   --binary PATH  package this prebuilt release binary instead of building
+#                  it (with --static it must be a portable binary: checked)
 #   --out DIR      where the .deb goes (default: target/debian)
 #
 # Environment:
@@ -54,7 +57,7 @@ export SOURCE_DATE_EPOCH
 if [ -n "$static" ]; then
   package=xen-guest-agent-static
   other=xen-guest-agent
-  # Only the C library: libxenstore is linked in.
+  # Nothing: the binary links nothing, and speaks to xenstore itself.
   xen_depends=
 else
   package=xen-guest-agent
@@ -65,8 +68,11 @@ else
 fi
 
 # --- the binary, man page and completions ---------------------------------
-if [ -z "$binary" ]; then
-  cargo build --release --locked ${static:+-F static} >&2
+if [ -n "$static" ]; then
+  [ -n "$binary" ] || binary=$(packaging/portable.sh | tail -n1)
+  packaging/portable.sh --check "$binary" || die "--static packages the portable binary only"
+elif [ -z "$binary" ]; then
+  cargo build --release --locked >&2
   binary=$top/target/release/xen-guest-agent
 fi
 [ -x "$binary" ] || die "no binary at $binary"
@@ -104,6 +110,15 @@ chmod 0644 "$doc/README.md.gz" "$stage/usr/share/man/man8/xen-guest-agent.8.gz"
   echo
   echo "Files: *"
   echo "Copyright: $(sed -n 's/^Copyright (c) //p' LICENSE | head -n1)"
+  if [ -n "$static" ]; then
+    # The portable binary has the C library linked in: musl's notice, under
+    # the same licence. (No package links libxenstore: no LGPL notice.)
+    echo " 2005-2020 Rich Felker, et al. (musl libc, linked into the binary)"
+    echo "Comment: /usr/sbin/xen-guest-agent is statically linked with musl libc"
+    echo " (the Rust toolchain's x86_64-unknown-linux-musl target) and LLVM's"
+    echo " libunwind (Apache-2.0 WITH LLVM-exception, which needs no notice in"
+    echo " binary form)."
+  fi
   echo "License: MIT"
   # The licence text, as the format wants it: indented, blank lines as " .".
   sed -e '1,/^Copyright/d' LICENSE | sed -e '/./,$!d' -e 's/^$/./' -e 's/^/ /'
@@ -118,7 +133,15 @@ chmod 0644 "$doc/README.md.gz" "$stage/usr/share/man/man8/xen-guest-agent.8.gz"
 chmod 0644 "$doc/copyright" "$doc/changelog.Debian.gz"
 # Not a Debian upload: there is no ITP bug to close.
 install -d -m 0755 "$stage/usr/share/lintian/overrides"
-echo "$package: initial-upload-closes-no-bugs" > "$stage/usr/share/lintian/overrides/$package"
+{
+  echo "$package: initial-upload-closes-no-bugs"
+  if [ -n "$static" ]; then
+    # A static-pie executable (position-independent, so randomised like
+    # any other, and linked with nothing): lintian takes its ELF type for a
+    # shared library without dependencies.
+    echo "$package: shared-library-lacks-prerequisites [usr/sbin/xen-guest-agent]"
+  fi
+} > "$stage/usr/share/lintian/overrides/$package"
 chmod 0644 "$stage/usr/share/lintian/overrides/$package"
 
 # --- control -------------------------------------------------------------
@@ -130,11 +153,15 @@ echo /etc/default/xen-guest-agent > "$stage/DEBIAN/conffiles"
 
 # Shared libraries the binary links (libc6, libgcc-s1...), with the minimum
 # versions its symbols need, as dpkg-shlibdeps computes them for debhelper.
-shlibs=$(cd "$stage" && mkdir debian && touch debian/control &&
-  dpkg-shlibdeps -O -e usr/sbin/xen-guest-agent 2>/dev/null |
-  sed -n 's/^shlibs:Depends=//p'; rm -rf debian)
-[ -n "$shlibs" ] || die "dpkg-shlibdeps found no dependency for $binary"
-depends=$shlibs${xen_depends:+, $xen_depends}
+# The portable binary links nothing: no Depends at all.
+depends=
+if [ -z "$static" ]; then
+  shlibs=$(cd "$stage" && mkdir debian && touch debian/control &&
+    dpkg-shlibdeps -O -e usr/sbin/xen-guest-agent 2>/dev/null |
+    sed -n 's/^shlibs:Depends=//p'; rm -rf debian)
+  [ -n "$shlibs" ] || die "dpkg-shlibdeps found no dependency for $binary"
+  depends=$shlibs${xen_depends:+, $xen_depends}
+fi
 
 installed_size=$(du -k -s --apparent-size --exclude=DEBIAN "$stage" | cut -f1)
 # Replaces + Conflicts: installing this package removes xe-guest-utilities
@@ -146,8 +173,8 @@ Version: $debversion
 Architecture: $arch
 Maintainer: $maintainer
 Installed-Size: $installed_size
-Depends: $depends
-Conflicts: xe-guest-utilities, xe-guest-utilities-latest, $other
+${depends:+Depends: $depends
+}Conflicts: xe-guest-utilities, xe-guest-utilities-latest, $other
 Replaces: xe-guest-utilities, xe-guest-utilities-latest, $other
 Provides: xe-guest-utilities, xe-guest-utilities-latest${static:+, xen-guest-agent}
 Section: admin
@@ -162,7 +189,8 @@ EOF
 if [ -n "$static" ]; then
   cat >> "$stage/DEBIAN/control" <<EOF
  .
- This variant has libxenstore linked in and needs no Xen library.
+ This variant is one static executable that needs no library at all, not
+ even the C library: it runs on any x86_64 Linux with kernel 3.2 or newer.
 EOF
 fi
 (cd "$stage" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' |

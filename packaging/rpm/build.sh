@@ -4,8 +4,10 @@
 # Distributions build from sources instead: rpmbuild -ba xen-guest-agent.spec.
 #
 # usage: packaging/rpm/build.sh [--static] [--binary PATH] [--out DIR]
-#   --static       build with -F static; the package does not require xen-libs
-#   --binary PATH  use this release binary instead of running cargo build
+#   --static       package the portable binary (packaging/portable.sh): the
+#                  package requires neither glibc nor xen-libs
+#   --binary PATH  use this release binary instead of building it (with
+#                  --static it must be a portable binary: checked)
 #   --out DIR      where the .rpm goes (default: target/rpm)
 #
 # Without systemd-rpm-macros (e.g. on Debian), minimal stand-ins of
@@ -29,8 +31,11 @@ done
 command -v rpmbuild >/dev/null || die "rpmbuild is missing (Debian: apt-get install rpm)"
 
 cd "$top"
-if [ -z "$binary" ]; then
-  cargo build --release --locked ${static:+-F static} >&2
+if [ -n "$static" ]; then
+  [ -n "$binary" ] || binary=$(packaging/portable.sh | tail -n1)
+  packaging/portable.sh --check "$binary" || die "--static packages the portable binary only"
+elif [ -z "$binary" ]; then
+  cargo build --release --locked >&2
   binary=$top/target/release/xen-guest-agent
 fi
 work=$(mktemp -d)
@@ -41,6 +46,7 @@ cp "$binary" "$pre/xen-guest-agent"
 cargo run --locked -q -p xtask -- man "$pre" >/dev/null
 cargo run --locked -q -p xtask -- completions "$pre" >/dev/null
 cp startup/xen-guest-agent.service packaging/deb/default LICENSE README.md "$pre/"
+cp packaging/NOTICE-static "$pre/"
 
 defs=(--define "_topdir $work/top" --define "xga_prebuilt $pre")
 if [ -z "$(rpm --eval '%{?systemd_post:1}')" ]; then
