@@ -148,7 +148,14 @@ pub async fn run(
     if options.oneshot {
         let left = (start + options.publish_timeout).saturating_duration_since(Instant::now());
         return match tokio::time::timeout(left, progress.reached(last)).await {
-            Ok(true) => Ok(()),
+            Ok(true) => {
+                // The collectors may have ended before the loop saw the
+                // first publication through.
+                if !published {
+                    ready(told);
+                }
+                Ok(())
+            }
             _ => Err(Error::new(format!(
                 "the publication did not complete within {:?} (see the messages above)",
                 options.publish_timeout

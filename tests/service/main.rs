@@ -335,3 +335,17 @@ fn oneshot_fails_when_its_publication_does_not_complete() {
         "no reason given: {err}"
     );
 }
+
+#[test]
+fn oneshot_always_says_its_publication_is_complete() {
+    // The collectors end at once in --oneshot: the loop must still see the
+    // first publication through (it once left that to chance).
+    for run in 0..20 {
+        let (code, err) = run_with(&["--publisher", "stdout", "--network", "none", "-s"], &[]);
+        assert_eq!(code, Some(0), "{err}");
+        assert!(
+            err.contains("first complete publication done"),
+            "run {run}: not said:\n{err}"
+        );
+    }
+}

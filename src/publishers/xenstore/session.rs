@@ -2,9 +2,9 @@
 //! publish. Each is one function that makes its requests in a few batches
 //! and tells the [`Schedule`](super::schedule::Schedule) what it found.
 //!
-//! Every transaction reads the canary (`data/updated`) first: when it is
-//! not what the agent last wrote, the tree under the transaction is not
-//! ours (a new domain after a resume or migration), nothing is committed
+//! Every transaction reads the canary (`data/updated`) as it starts: when
+//! it is not what the agent last wrote, the tree under the transaction is
+//! not ours (a new domain after a resume or migration), nothing is committed
 //! and everything is reconciled instead, so that a change set can never
 //! leave a partial tree behind.
 
@@ -389,28 +389,26 @@ impl Session {
         expected: Option<String>,
         full: bool,
     ) -> Outcome {
-        let tx = match self.batch(&[Request::TransactionStart]).await {
-            Ok(a) => match a.into_iter().next() {
-                Some(Ok(Reply::Transaction(tx))) => tx,
-                other => return self.refused("start a transaction", other),
+        // The start and the canary, in one batch: the canary is read just
+        // after the transaction's start (its id is not known before). A new
+        // domain after it makes the commit fail (EAGAIN), and the retry
+        // reads the canary again.
+        let start = [
+            Request::TransactionStart,
+            Request::Read {
+                tx: 0,
+                path: UPDATED,
             },
-            Err(e) => return self.lost(e),
-        };
-
-        // The canary and the operations, in one batch.
-        let mut requests = Vec::with_capacity(ops.len() + 1);
-        requests.push(Request::Read { tx, path: UPDATED });
-        for op in ops {
-            requests.push(match op {
-                Op::Write { path, value } => Request::Write { tx, path, value },
-                Op::Remove { path } => Request::Remove { tx, path },
-            });
-        }
-        let answers = match self.batch(&requests).await {
+        ];
+        let answers = match self.batch(&start).await {
             Ok(a) => a,
             Err(e) => return self.lost(e),
         };
         let mut answers = answers.into_iter();
+        let tx = match answers.next() {
+            Some(Ok(Reply::Transaction(tx))) => tx,
+            other => return self.refused("start a transaction", other),
+        };
         let canary = match answers.next() {
             Some(Ok(Reply::Value(v))) => Some(v),
             _ => None,
@@ -419,8 +417,35 @@ impl Session {
             self.new_domain();
             return self.abort(tx, Outcome::Mismatch).await;
         }
+
+        // The operations, the stamp and the commit, in one batch. Within
+        // the second of the last stamp it already says so: writing it
+        // again would fire dom0's watches for nothing.
+        let stamp = (!ops.is_empty() || (full && expected.is_none()))
+            .then(|| (self.clock)())
+            .filter(|s| expected.as_ref() != Some(s));
+        let mut requests = Vec::with_capacity(ops.len() + 2);
+        for op in ops {
+            requests.push(match op {
+                Op::Write { path, value } => Request::Write { tx, path, value },
+                Op::Remove { path } => Request::Remove { tx, path },
+            });
+        }
+        if let Some(stamp) = &stamp {
+            requests.push(Request::Write {
+                tx,
+                path: UPDATED,
+                value: stamp,
+            });
+        }
+        requests.push(Request::TransactionEnd { tx, commit: true });
+        let mut answers = match self.batch(&requests).await {
+            Ok(a) => a,
+            Err(e) => return self.lost(e),
+        };
+        let end = answers.pop();
+        let stamp_answer = stamp.as_ref().and_then(|_| answers.pop());
         let mut refused = false;
-        let mut wrote = false;
         for (op, answer) in ops.iter().zip(answers) {
             let (path, removal) = match op {
                 Op::Write { path, .. } => (path, false),
@@ -430,11 +455,9 @@ impl Session {
                 Ok(_) => {
                     log::debug!("xenstore {}", op_line(op));
                     apply(&mut base, op);
-                    wrote = true;
                 }
                 // Already gone: as good as removed.
                 Err(Errno::ENOENT) if removal => apply(&mut base, op),
-                Err(Errno::EAGAIN) => return self.abort(tx, Outcome::Conflict).await,
                 Err(e) if matches!(e.0, libc::EACCES | libc::EPERM | libc::EROFS) => {
                     self.deny(path);
                     if removal {
@@ -442,6 +465,8 @@ impl Session {
                         base.remove(path);
                     }
                 }
+                // (EAGAIN on an operation, which C xenstored never sends
+                // but at commit: left out of what is written, tried again.)
                 Err(e) => {
                     refused = true;
                     self.note(
@@ -452,33 +477,11 @@ impl Session {
                 }
             }
         }
-
-        // The stamp and the commit, in one batch. Within the second of the
-        // last stamp it already says so: writing it again would fire
-        // dom0's watches for nothing.
-        let stamp = (wrote || (full && expected.is_none()))
-            .then(|| (self.clock)())
-            .filter(|s| expected.as_ref() != Some(s));
-        let mut requests = Vec::with_capacity(2);
-        if let Some(stamp) = &stamp {
-            requests.push(Request::Write {
-                tx,
-                path: UPDATED,
-                value: stamp,
-            });
+        let stamped = matches!(stamp_answer, Some(Ok(_)));
+        if let Some(Err(e)) = stamp_answer {
+            self.note(log::Level::Warn, UPDATED, &format!("refused ({e})"));
         }
-        requests.push(Request::TransactionEnd { tx, commit: true });
-        let answers = match self.batch(&requests).await {
-            Ok(a) => a,
-            Err(e) => return self.lost(e),
-        };
-        let stamped = stamp.is_some() && answers.first().is_some_and(Result::is_ok);
-        if stamp.is_some() && !stamped {
-            if let Some(Err(e)) = answers.first() {
-                self.note(log::Level::Warn, UPDATED, &format!("refused ({e})"));
-            }
-        }
-        match answers.last() {
+        match end {
             Some(Ok(_)) => {
                 log::debug!("xenstore transaction committed ({} operations)", ops.len());
                 self.written = base;
@@ -487,7 +490,7 @@ impl Session {
                 Outcome::Committed { refused }
             }
             Some(Err(Errno::EAGAIN)) => Outcome::Conflict,
-            other => self.refused("commit a transaction", other.cloned()),
+            other => self.refused("commit a transaction", other),
         }
     }
 

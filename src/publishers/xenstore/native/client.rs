@@ -278,16 +278,13 @@ impl Client {
                         // would take one.
                         return Err("the xenbus device takes no request (EAGAIN)".into());
                     }
-                    // The socket's buffer is full: wait for room. (Replies
-                    // are read once all is written: the batches here are of
+                    // The socket's buffer is full (a batch of hundreds of
+                    // requests): wait a little for room. Not registered for
+                    // writability (see transport::register). Replies are
+                    // read once all is written: the batches here are of
                     // small requests or small replies, which never fill
-                    // both directions' buffers.)
-                    let mut ready = self
-                        .conn
-                        .writable()
-                        .await
-                        .map_err(|e| format!("waiting to send: {e}"))?;
-                    ready.clear_ready();
+                    // both directions' buffers.
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
                 }
                 Err(e) => match device_refusal(&e) {
                     Some(errno) if at == 0 && self.conn.get_ref().is_device() => {
@@ -310,7 +307,8 @@ impl Client {
                 .await
                 .map_err(|e| format!("waiting for replies: {e}"))?;
             let space = self.decoder.space();
-            if space.is_empty() {
+            let room = space.len();
+            if room == 0 {
                 // Cannot be: a message always fits once complete ones are taken.
                 return Err("a message longer than the buffer".into());
             }
@@ -320,6 +318,12 @@ impl Client {
                 }
                 Ok(Ok(0)) => return Err("xenstore closed the connection".into()),
                 Ok(Ok(n)) => {
+                    if n < room && !self.conn.get_ref().is_device() {
+                        // On a stream socket a short read took all there
+                        // was: say so now, rather than find out with a read
+                        // that fails with EAGAIN at the next wait.
+                        ready.clear_ready();
+                    }
                     self.decoder.filled(n);
                     return self.dispatch();
                 }

@@ -164,10 +164,12 @@ impl AsRawFd for Channel {
     }
 }
 
-/// Register a channel with the reactor, for reading and writing (the
-/// Linux xenbus device never reports writability: its writes never wait).
+/// Register a channel with the reactor, for reading only: with writing too,
+/// every request would wake the agent once more when xenstored takes it
+/// off the socket (a wakeup for nothing); a write that would block is
+/// rare and retried after a pause instead (see `Client::send`).
 pub(super) fn register(channel: Channel) -> io::Result<AsyncFd<Channel>> {
-    crate::sys::register(channel, Interest::READABLE | Interest::WRITABLE)
+    crate::sys::register(channel, Interest::READABLE)
 }
 
 #[cfg(test)]
