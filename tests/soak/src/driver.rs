@@ -208,6 +208,9 @@ pub struct Soak {
     /// The tree went while no agent ran: the next one cannot know the
     /// slots of the last check.
     slot_memory_lost: bool,
+    /// The tree's nodes found by every agent started in this period: a new
+    /// agent can only keep the slots it finds.
+    kept: Option<BTreeMap<String, String>>,
     sentinel_dir: String,
     checks: u64,
     warmup_until: Instant,
@@ -274,6 +277,7 @@ impl Soak {
             start,
             previous: BTreeMap::new(),
             slot_memory_lost: false,
+            kept: None,
             sentinel_dir: String::new(),
             checks: 0,
             warmup_until: start + warmup,
@@ -353,8 +357,33 @@ impl Soak {
             if self.cfg.without.contains(choice.name()) {
                 continue;
             }
+            // A resume comes with changes (netfront reconnects, DAD runs
+            // again, DHCP renews): some at the same moment.
+            if choice == Choice::Fault(Fault::NewDomain) && self.rng.percent(50) {
+                let quick = [NetAction::AddV4, NetAction::AddV6, NetAction::Del];
+                let a = quick[self.rng.below(quick.len())];
+                if !self.cfg.without.contains(a.name()) {
+                    self.act(Choice::Net(a))?;
+                }
+            }
             self.act(choice)?;
             self.crashed()?;
+            // Something in the middle of a burst.
+            if matches!(choice, Choice::Net(NetAction::Burst | NetAction::Overflow))
+                && self.rng.percent(40)
+            {
+                let f = [
+                    Fault::NewDomain,
+                    Fault::NewDomain,
+                    Fault::XenstoredRestart,
+                    Fault::DropConnections,
+                    Fault::EagainStorm,
+                ][self.rng.below(5)];
+                std::thread::sleep(Duration::from_millis(self.rng.below(60) as u64));
+                if !self.cfg.without.contains(f.name()) {
+                    self.act(Choice::Fault(f))?;
+                }
+            }
         }
         Ok(())
     }
@@ -578,21 +607,21 @@ impl Soak {
 
     fn start_agent(&mut self) -> Result<(), String> {
         self.restart_in = None;
-        let last = self.last_seq();
-        self.oplog.agent_started(last);
+        // (The agent before is gone: all its requests are in the log.)
+        self.drain_ops();
+        self.oplog.agent_started();
+        // A new agent keeps the slots it finds in the tree, no others.
+        let found = ours(&self.xs);
+        self.kept = Some(match self.kept.take() {
+            None => found,
+            Some(mut k) => {
+                k.retain(|p, v| found.get(p) == Some(v));
+                k
+            }
+        });
         self.agent = Some(Agent::start(&self.world, &self.launch, &self.agent_log)?);
         self.figures.agent_starts += 1;
         Ok(())
-    }
-
-    /// The sequence number of the last request the server logged.
-    fn last_seq(&self) -> Option<u64> {
-        let mut last = None;
-        self.xs.wait_for(Duration::ZERO, |v| {
-            last = v.ops().last().map(|o| o.seq);
-            true
-        });
-        last
     }
 
     /// The agent exited by itself: a crash.
@@ -634,7 +663,14 @@ impl Soak {
     /// After [`Server::new_domain`].
     pub fn after_new_domain(&mut self) {
         self.toolstack_nodes();
-        if self.agent.is_none() {
+        self.tree_gone();
+    }
+
+    /// The tree went: an agent that has not read it yet cannot know the
+    /// slots of the last check.
+    fn tree_gone(&mut self) {
+        self.drain_ops();
+        if self.agent.is_none() || !self.oplog.committed_since_start {
             self.slot_memory_lost = true;
         }
     }
@@ -647,14 +683,14 @@ impl Soak {
                 let _ = self.xs.rm(&format!("{dir}/{child}"));
             }
         }
-        if self.agent.is_none() {
-            self.slot_memory_lost = true;
-        }
+        self.tree_gone();
     }
 
-    /// A node (or subtree) of the agent's to refuse: one it has, its
-    /// directory, or one it will write next; never the sentinel's.
-    pub fn fault_target(&mut self) -> Option<String> {
+    /// A node (or subtree) of the agent's to deny (`existing`: one it has,
+    /// its directory, one it writes next) or to refuse (only one it does
+    /// not have yet: test_xenstored's failing paths refuse reads too, which
+    /// xenstored never does for ENOSPC or E2BIG); never the sentinel's.
+    pub fn fault_target(&mut self, existing: bool) -> Option<String> {
         let tree = ours(&self.xs);
         // The sentinel's interface (`attr/vif/15/`, `data/net/<index>/`).
         let sentinel = self.sentinel_dir.strip_suffix("ipv4/").unwrap_or("");
@@ -662,6 +698,38 @@ impl Soak {
             .keys()
             .filter(|k| sentinel.is_empty() || !k.starts_with(sentinel))
             .collect();
+        let absent = |p: &str| {
+            let below = format!("{p}/");
+            !tree.keys().any(|k| k == p || k.starts_with(&below))
+        };
+        // The next slot of each address directory.
+        let mut future: Vec<String> = Vec::new();
+        for leaf in &leaves {
+            if let Some((dir, n)) = leaf.rsplit_once('/') {
+                if let Ok(n) = n.parse::<usize>() {
+                    future.push(format!("{dir}/{}", n + 1));
+                }
+            }
+        }
+        match self.opts.schema {
+            Schema::Std => {
+                future.extend(crate::actions::VIF_IDS.map(|id| format!("attr/vif/{id}")))
+            }
+            Schema::Rfc => {
+                let kernel = Kernel::read(&self.world).ok()?;
+                let next = kernel.links.keys().max().copied().unwrap_or(0) + 1;
+                future.push(format!("data/net/{next}"));
+                for index in kernel.links.keys() {
+                    for family in ["ipv4", "ipv6"] {
+                        future.push(format!("data/net/{index}/{family}"));
+                    }
+                }
+            }
+        }
+        future.retain(|p| absent(p) && (sentinel.is_empty() || !p.starts_with(sentinel)));
+        if !existing {
+            return self.rng.pick(&future).cloned();
+        }
         let leaf = (*self.rng.pick(&leaves)?).clone();
         Some(match self.rng.below(10) {
             0 => "data/updated".to_string(),
@@ -674,15 +742,17 @@ impl Soak {
                     leaf
                 }
             }
-            5..=6 => match leaf.rsplit_once('/') {
-                // The next slot of an address directory.
-                Some((dir, n)) if n.parse::<usize>().is_ok() => {
-                    format!("{dir}/{}", n.parse::<usize>().unwrap_or(0) + 1)
-                }
-                _ => leaf,
-            },
+            5..=6 => self.rng.pick(&future).cloned().unwrap_or(leaf),
             _ => leaf,
         })
+    }
+
+    /// Wait (a little) for a moment without an open transaction.
+    pub fn outside_transactions(&self) {
+        let deadline = Instant::now() + Duration::from_millis(500);
+        while self.xs.open_transactions() > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_micros(200));
+        }
     }
 
     /// Nodes the guest owns (for quota pressure).
@@ -766,17 +836,19 @@ impl Soak {
         let mut problems = std::mem::take(&mut self.violations);
         problems.extend(self.history(&seen));
         problems.extend(self.resources());
+        if !problems.is_empty() {
+            // (The op log stays for the report; rebaseline() goes on.)
+            return Err(Failure::new("rules broken", problems));
+        }
         self.remember(&seen);
         self.xs.reset_ops();
         self.seen_ops = 0;
         self.oplog.prune(&self.xs.connection_ids());
         self.slot_memory_lost = false;
+        self.kept = None;
+        self.oplog.blind_period.clear();
         self.net.refresh(&seen.kernel);
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(Failure::new("rules broken", problems))
-        }
+        Ok(())
     }
 
     /// Wait until the tree equals what the kernel's state gives.
@@ -788,7 +860,13 @@ impl Soak {
                 .map_err(|e| Failure::new("cannot read the kernel's state", vec![e]))?;
             let expected = expect(&kernel, &self.host, &self.dom0(), &self.opts);
             let tree = ours(&self.xs);
-            let (diff, shown) = compare(&tree, &expected, self.opts.cap, &self.oplog.denied);
+            let (diff, shown) = compare(
+                &tree,
+                &expected,
+                self.opts.cap,
+                &self.oplog.denied,
+                &self.oplog.blind,
+            );
             if diff.is_empty() {
                 self.sentinel_dir = sentinel_dir(&kernel, &self.opts);
                 return Ok(Seen {
@@ -872,7 +950,15 @@ impl Soak {
                     .chain(before.iter().flat_map(|b| b.names.iter()))
                     .map(String::as_str),
             );
-            churn.unknown |= self.slot_memory_lost || before.is_some_and(|b| b.chain != spec.chain);
+            // An agent refused the reading of the directory (or of one of
+            // its slots, or above) may not have known its slots.
+            let blind = self
+                .oplog
+                .blind_period
+                .iter()
+                .any(|b| crate::oplog::within(dir, b) || crate::oplog::within(b, dir));
+            churn.unknown |=
+                blind || self.slot_memory_lost || before.is_some_and(|b| b.chain != spec.chain);
             let prefix = format!("{dir}/");
             let refused: BTreeSet<String> = self
                 .oplog
@@ -880,13 +966,76 @@ impl Soak {
                 .iter()
                 .filter_map(|p| p.strip_prefix(&prefix).map(str::to_string))
                 .collect();
-            v.extend(
-                slots::history_violations(spec, now, before.map(|b| &b.shown), &churn, &refused)
-                    .into_iter()
-                    .map(|l| format!("{dir}: {l}")),
+            // Survivors only where every agent started since could see them.
+            let before = before.map(|b| {
+                let mut shown = b.shown.clone();
+                if let Some(kept) = &self.kept {
+                    shown.by_key.retain(|k, a| {
+                        kept.get(&format!("{dir}/{k}"))
+                            .is_some_and(|v| v.split('/').next() == Some(a.to_string().as_str()))
+                    });
+                }
+                (b, shown)
+            });
+            let broken = slots::history_violations(
+                spec,
+                now,
+                before.as_ref().map(|(_, s)| s),
+                &churn,
+                &refused,
             );
+            let before = before.map(|(b, _)| b);
+            if broken.is_empty() {
+                continue;
+            }
+            v.extend(broken.into_iter().map(|l| format!("{dir}: {l}")));
+            let table = |s: &Shown| {
+                let mut t: Vec<(usize, String)> = s
+                    .by_key
+                    .iter()
+                    .map(|(k, a)| (k.parse().unwrap_or(usize::MAX), format!("{k}={a}")))
+                    .collect();
+                t.sort();
+                t.into_iter().map(|(_, e)| e).collect::<Vec<_>>().join(" ")
+            };
+            v.push(format!(
+                "  {dir} at the last good check: {}",
+                before.map_or("(none)".to_string(), |b| table(&b.shown))
+            ));
+            v.push(format!("  {dir} now: {}", table(now)));
+            v.push(format!("  (churn: {churn:?})"));
+            v.extend(self.story(dir).into_iter().map(|l| format!("  {l}")));
         }
         v
+    }
+
+    /// The agent's writes and removals under `dir` since the last check,
+    /// with the outcome of their transactions (the last 40).
+    fn story(&self, dir: &str) -> Vec<String> {
+        let mut lines = Vec::new();
+        self.xs.wait_for(Duration::ZERO, |v| {
+            let ops = v.ops();
+            let ends: BTreeMap<u32, String> = ops
+                .iter()
+                .filter(|o| o.kind == Some(test_xenstored::MsgType::TransactionEnd))
+                .map(|o| (o.tx, crate::oplog::describe(o)))
+                .collect();
+            for o in ops.iter().filter(|o| o.origin.is_guest()) {
+                let rel = o.path.as_deref().and_then(|p| crate::oplog::relative(o, p));
+                let under = rel.is_some_and(|r| r == dir || r.starts_with(&format!("{dir}/")));
+                let kind = matches!(
+                    o.kind,
+                    Some(test_xenstored::MsgType::Write | test_xenstored::MsgType::Rm)
+                );
+                if under && kind {
+                    let end = ends.get(&o.tx).map_or("", String::as_str);
+                    lines.push(format!("{}  [{end}]", crate::oplog::describe(o)));
+                }
+            }
+            true
+        });
+        let skip = lines.len().saturating_sub(40);
+        lines.split_off(skip)
     }
 
     /// The agent's RSS, descriptors and threads: no growth after warm-up.
@@ -957,7 +1106,9 @@ impl Soak {
         self.violations.clear();
         self.xs.reset_ops();
         self.seen_ops = 0;
-        self.slot_memory_lost = true;
+        self.slot_memory_lost = false;
+        self.kept = None;
+        self.oplog.blind_period.clear();
         if let Ok(kernel) = Kernel::read(&self.world) {
             let expected = expect(&kernel, &self.host, &self.dom0(), &self.opts);
             let (_, shown) = compare(
@@ -965,6 +1116,7 @@ impl Soak {
                 &expected,
                 self.opts.cap,
                 &self.oplog.denied,
+                &self.oplog.blind,
             );
             self.remember(&Seen {
                 kernel: kernel.clone(),
@@ -1059,7 +1211,8 @@ impl Soak {
         let mut ops = String::new();
         self.xs.wait_for(Duration::ZERO, |v| {
             for o in v.ops() {
-                ops += &format!("{o:?}\n");
+                ops += &crate::oplog::describe(o);
+                ops.push('\n');
             }
             true
         });

@@ -120,7 +120,7 @@ impl Fault {
                 format!("the next {n} commits fail with EAGAIN")
             }
             Fault::Denied | Fault::Refused => {
-                let path = s.fault_target()?;
+                let path = s.fault_target(self == Fault::Denied)?;
                 let errnos = if self == Fault::Denied {
                     [Errno::EACCES, Errno::EACCES, Errno::EPERM, Errno::EROFS]
                 } else {
@@ -174,7 +174,15 @@ impl Fault {
                     s.xs_stopped = false;
                 }
             }
-            Fault::Denied | Fault::Refused => s.xs.clear_failing_paths(),
+            Fault::Denied | Fault::Refused => {
+                // Not in the middle of a transaction: a subtree it could
+                // not read there, written once the fault is gone, would be
+                // an unchanged write that only this test's timing makes
+                // (test_xenstored's failing paths refuse reads too, which
+                // no xenstored does for ENOSPC or E2BIG).
+                s.outside_transactions();
+                s.xs.clear_failing_paths()
+            }
             Fault::QuotaExceeded => s.xs.set_quota_exceeded(false),
             Fault::NodeQuota => s.xs.set_node_quota(1000),
             Fault::SlowReplies => s.xs.set_reply_delay(Duration::ZERO),

@@ -104,6 +104,7 @@ impl Figures {
                 "requests": oplog.requests,
                 "refusals": oplog.refusals,
                 "unseen_requests": oplog.unseen,
+                "blind_unchanged_writes": oplog.blind_unchanged_writes,
             },
             "growth_violations": self.growth_violations,
             "failures": self.failures,
