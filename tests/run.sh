@@ -10,6 +10,8 @@
 #   unit      cargo test for every feature set (unit tests, stdout/netns
 #             integration tests, xenstore tests against the test xenstored)
 #   static    the -F static build: no libxenstore at run time, its tests
+#   soak      the chaos soak (tests/soak): the release agent under every
+#             fault at once, std and rfc, a fixed seed then a fresh one
 #   pkg       build the .deb, install/remove it in a clean Debian root
 #   vm        real Xen under QEMU: the agent from the .deb, started as its
 #             unit starts it, in PV and PVH guests, checked from dom0
@@ -21,6 +23,9 @@
 #   XGA_CACHE_DIR  where downloads and built images are kept between runs
 #                  (default ~/.cache/xen-guest-agent-tests)
 #   XGA_JOBS       cargo build jobs (default: all cores)
+#   XGA_SOAK_MINUTES  minutes of the soak tier's fixed-seed run per schema
+#                  (default 1; the fresh seed runs half as long)
+#   XGA_SOAK_SEED  the soak tier's second seed (default: a fresh one, printed)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export XGA_CACHE_DIR=${XGA_CACHE_DIR:-$HOME/.cache/xen-guest-agent-tests}
@@ -35,7 +40,7 @@ FEATURE_SETS=(
   "--no-default-features"
 )
 
-ALL_TIERS=(deps lint unit static pkg vm)
+ALL_TIERS=(deps lint unit static soak pkg vm)
 TIERS=("$@")
 [ ${#TIERS[@]} -gt 0 ] || TIERS=("${ALL_TIERS[@]}")
 
@@ -84,6 +89,36 @@ tier_static() {
   fi
   echo "static build needs no libxenstore: ok"
   cargo test -F static --test xenstore || return 1
+}
+
+tier_soak() {
+  if ! is_root; then
+    if [ "${CI:-}" = true ]; then
+      echo "the soak needs root (network namespaces) and cannot run: failing under CI=true" >&2
+      return 1
+    fi
+    echo "skipping: the soak needs root (network namespaces)"
+    return 0
+  fi
+  cargo build --release --bin xen-guest-agent || return 1
+  cargo build -p xga-soak || return 1
+  local minutes=${XGA_SOAK_MINUTES:-1}
+  local fresh=${XGA_SOAK_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
+  local out=$XGA_CACHE_DIR/soak failed=0 seed schema m
+  mkdir -p "$out"
+  # A fixed seed (the same run every time), then a fresh one (new
+  # interleavings; the seed is printed to replay it).
+  for seed in 1 "$fresh"; do
+    m=$minutes
+    [ "$seed" = 1 ] || m=$(awk -v m="$minutes" 'BEGIN { print m / 2 }')
+    for schema in std rfc; do
+      echo "--- soak seed $seed, schema $schema, $m min (replay: target/debug/soak --seed $seed --agent-arg=--schema=$schema --minutes $m)"
+      target/debug/soak --seed "$seed" --minutes "$m" --agent-arg="--schema=$schema" \
+        --log-dir "$out" --json "$out/soak-$seed-$schema.json" || failed=1
+    done
+  done
+  [ "$failed" = 0 ] || echo "soak failures: logs and figures in $out" >&2
+  return "$failed"
 }
 
 tier_pkg() {
