@@ -2,7 +2,7 @@
 //! as a service manager would (logging to stderr here), stopped and
 //! killed by the driver, watched for crashes and for growth.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -19,6 +19,8 @@ pub struct Log {
     pub errors: u64,
     /// Netlink overflows the agent noticed (it resynchronises).
     pub resyncs: u64,
+    /// Every line also goes here (`--agent-log`).
+    pub file: Option<std::fs::File>,
 }
 
 /// Resource use of the process.
@@ -92,6 +94,9 @@ impl Agent {
                     l.warnings += u64::from(line.starts_with("[WARN"));
                     l.errors += u64::from(line.starts_with("[ERROR"));
                     l.resyncs += u64::from(line.contains("resynchronising with a full dump"));
+                    if let Some(f) = l.file.as_mut() {
+                        let _ = writeln!(f, "{line}");
+                    }
                     l.recent.push(line);
                 }
             });

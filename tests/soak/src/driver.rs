@@ -58,6 +58,8 @@ pub struct Config {
     pub without: BTreeSet<String>,
     pub toolstack: Option<Toolstack>,
     pub log_dir: PathBuf,
+    /// Every line the agents log, appended here.
+    pub agent_log: Option<PathBuf>,
     pub verbose: bool,
     /// The command that replays this run.
     pub replay: String,
@@ -259,7 +261,16 @@ impl Soak {
             xs,
             launch,
             agent: None,
-            agent_log: Arc::new(Mutex::new(Log::default())),
+            agent_log: Arc::new(Mutex::new(Log {
+                file: match &cfg.agent_log {
+                    Some(p) => Some(
+                        std::fs::File::create(p)
+                            .map_err(|e| format!("cannot create {p:?}: {e}"))?,
+                    ),
+                    None => None,
+                },
+                ..Log::default()
+            })),
             host,
             net: Net::default(),
             job: None,
@@ -607,6 +618,20 @@ impl Soak {
 
     fn start_agent(&mut self) -> Result<(), String> {
         self.restart_in = None;
+        if let Some(f) = self
+            .agent_log
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .file
+            .as_mut()
+        {
+            use std::io::Write;
+            let _ = writeln!(
+                f,
+                "=== soak: agent started at {:.3} s",
+                self.start.elapsed().as_secs_f64()
+            );
+        }
         // (The agent before is gone: all its requests are in the log.)
         self.drain_ops();
         self.oplog.agent_started();

@@ -82,6 +82,9 @@ struct Cli {
     /// Where a failure's agent log and xenstore requests are written [default: $TMPDIR/xga-soak]
     #[arg(long, value_name = "DIR")]
     log_dir: Option<PathBuf>,
+    /// Append every line the agents log to FILE (each start marked)
+    #[arg(long, value_name = "FILE")]
+    agent_log: Option<PathBuf>,
     /// Print every action as it happens
     #[arg(short, long)]
     verbose: bool,
@@ -187,6 +190,7 @@ fn main() {
         log_dir: cli
             .log_dir
             .unwrap_or_else(|| std::env::temp_dir().join("xga-soak")),
+        agent_log: cli.agent_log,
         verbose: cli.verbose,
         replay: replay(seed),
     };
