@@ -66,6 +66,21 @@ pub struct Iface {
 }
 
 impl Iface {
+    /// Up, without addresses, master or carrier.
+    fn new(name: &str, role: Role, mac: &str, subnet: u16) -> Iface {
+        Iface {
+            name: name.to_string(),
+            role,
+            mac: mac.to_string(),
+            subnet,
+            v4: BTreeSet::new(),
+            v6: BTreeSet::new(),
+            master: None,
+            up: true,
+            carrier: false,
+        }
+    }
+
     pub fn primary(&self) -> Option<Ipv4Addr> {
         self.v4.iter().next().copied()
     }
@@ -403,17 +418,7 @@ impl Net {
                     .map(|n| format!("br{n}"))
                     .find(|n| !taken.contains(n))?;
                 let subnet = self.subnet();
-                let mut f = Iface {
-                    name: name.clone(),
-                    role: Role::Bridge,
-                    mac: String::new(),
-                    subnet,
-                    v4: BTreeSet::new(),
-                    v6: BTreeSet::new(),
-                    master: None,
-                    up: true,
-                    carrier: false,
-                };
+                let mut f = Iface::new(&name, Role::Bridge, "", subnet);
                 let mut commands = vec![
                     format!("link add {name} type bridge"),
                     format!("link set {name} up"),
@@ -577,17 +582,7 @@ impl Net {
                 let (name, peer) = (format!("vf{n}"), format!("vfp{n}"));
                 let mac = format!("02:00:00:aa:{:02x}:{:02x}", n >> 8 & 0xff, n & 0xff);
                 let subnet = self.subnet();
-                let mut f = Iface {
-                    name: name.clone(),
-                    role: Role::Vf { peer: peer.clone() },
-                    mac: mac.clone(),
-                    subnet,
-                    v4: BTreeSet::new(),
-                    v6: BTreeSet::new(),
-                    master: None,
-                    up: true,
-                    carrier: false,
-                };
+                let mut f = Iface::new(&name, Role::Vf { peer: peer.clone() }, &mac, subnet);
                 let a = f.v4(self.host());
                 f.v4.insert(a);
                 let commands = vec![
@@ -663,17 +658,7 @@ impl Net {
                 peer: peer.clone(),
             }
         };
-        let mut f = Iface {
-            name: name.to_string(),
-            role,
-            mac: mac.clone(),
-            subnet,
-            v4: BTreeSet::new(),
-            v6: BTreeSet::new(),
-            master: None,
-            up: true,
-            carrier: false,
-        };
+        let mut f = Iface::new(name, role, &mac, subnet);
         let mut commands = vec![
             format!(
                 "link add {name} address {mac} type veth peer name {peer} address 02:00:00:01:00:{id:02x}"

@@ -824,12 +824,7 @@ impl Soak {
         match result {
             Ok(()) => {
                 self.figures.checks_passed += 1;
-                self.timeline.clear();
-                self.agent_log
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .recent
-                    .clear();
+                self.fresh_start();
                 Ok(())
             }
             Err(f) => {
@@ -1150,6 +1145,12 @@ impl Soak {
             });
             self.net.refresh(&kernel);
         }
+        self.fresh_start();
+    }
+
+    /// A check is behind: the actions and agent log a failure shows start
+    /// again.
+    fn fresh_start(&mut self) {
         self.timeline.clear();
         self.agent_log
             .lock()
