@@ -302,8 +302,12 @@ fn std_tree(kernel: &Kernel, host: &Host, dom0: &Dom0, opts: &Options) -> Expect
             );
         }
     }
-    if opts.feature_balloon && dom0.feature_balloon_writable {
-        exact(&mut e, "control/feature-balloon", "1");
+    if dom0.feature_balloon_writable {
+        // XAPI's node: "1" once the agent says the guest balloons, else
+        // as XAPI made it.
+        let v = if opts.feature_balloon { "1" } else { "" };
+        e.nodes
+            .insert("control/feature-balloon".into(), Want::Exact(v.into()));
     }
     e.nodes.insert("data/updated".into(), Want::Timestamp);
     e
@@ -466,6 +470,35 @@ mod tests {
         );
         assert!(e.dirs["data/net/3/ipv4"].keyed);
         assert_eq!(mangle(&"2001:db8::1".parse().unwrap()), "2001_db8__1");
+    }
+
+    #[test]
+    fn feature_balloon_follows_the_toolstack_and_the_option() {
+        let xapi = Dom0 {
+            feature_balloon_writable: true,
+            ..Dom0::default()
+        };
+        let want = |dom0: &Dom0, args: &[&str]| {
+            let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            let opts = Options::from_args(&args).unwrap();
+            expect(&kernel(), &host(), dom0, &opts)
+                .nodes
+                .get("control/feature-balloon")
+                .cloned()
+        };
+        assert_eq!(want(&xapi, &[]), Some(Want::Exact("1".into())));
+        assert_eq!(
+            want(&xapi, &["--no-feature-balloon"]),
+            Some(Want::Exact(String::new())),
+            "XAPI's node, untouched"
+        );
+        assert_eq!(
+            want(&Dom0::default(), &[]),
+            None,
+            "libxl: control/ is read-only"
+        );
+        let rfc = ["--schema", "rfc"];
+        assert_eq!(want(&xapi, &rfc), None);
     }
 
     #[test]
