@@ -40,6 +40,11 @@ pub enum Fault {
     NewDomain,
     /// dom0 loses the guest's nodes without any watch firing.
     TreeLost,
+    // Soon (test_xenstored, issue 10):
+    // /// Requests are applied, replies never sent (a hung xenstored).
+    // SwallowReplies,   inject: s.xs.swallow_replies(true), lift: s.xs.swallow_replies(false)
+    // /// The next reply is garbage, truncated, of another request or type.
+    // CorruptReply,     inject: s.xs.corrupt_next_reply(<a Corruption picked by s.rng>)
 }
 
 impl Fault {
