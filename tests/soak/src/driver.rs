@@ -375,6 +375,10 @@ impl Soak {
                 let a = quick[self.rng.below(quick.len())];
                 if !self.cfg.without.contains(a.name()) {
                     self.act(Choice::Net(a))?;
+                    // In the kernel, its notification on its way to the
+                    // agent: the new domain comes as the change set does.
+                    self.end_job();
+                    std::thread::sleep(Duration::from_micros(self.rng.below(4000) as u64));
                 }
             }
             self.act(choice)?;
