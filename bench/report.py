@@ -274,6 +274,7 @@ def render(r):
     for k in ("sizes", "idle", "startup", "latency", "scale", "xenstore", "backends", "portable"):
         if isinstance(r.get(k), dict) and "error" in r[k]:
             w(f"- **{k} failed**: {r[k]['error']}")
+    out.extend(soak_section())
     out.extend(vm_section())
     return "\n".join(out) + "\n"
 
@@ -378,6 +379,77 @@ def backends_section(r):
                 out.append(f"| {name} | {d.get('error')} | | | | | | | |")
         out.append("")
     return out
+
+
+SOAK_HEADING = "## Chaos soak (tests/soak)"
+
+
+def soak_file():
+    """Where bench/soak.sh left the soak's figures."""
+    return os.environ.get("XGA_SOAK_JSON", os.path.join(os.path.dirname(os.path.abspath(__file__)), "soak.json"))
+
+
+def soak_section():
+    """The chaos soak's figures (bench/soak.json, written by bench/soak.sh)."""
+    path = soak_file()
+    out = [SOAK_HEADING + "\n"]
+    try:
+        soak = json.load(open(path))
+    except (OSError, ValueError):
+        out.append(f"No figures: `{path}` does not exist. Run `sudo bench/soak.sh` first.\n")
+        return out
+    m = soak.get("machine", {})
+    out.append(f"`{soak.get('command', 'bench/soak.sh')}` on {m.get('date', '?')}, commit "
+               f"`{m.get('commit', '?')}`{' (with uncommitted changes)' if m.get('dirty') else ''}, "
+               f"load average at start {' '.join(m.get('loadavg_at_start', []))}. The release agent "
+               "against the test xenstored, in a network namespace with a fake VIF sysfs, under every "
+               "action and fault at once (tests/soak/README.md); after each quiet period the tree is "
+               "compared with what the contract derives from the kernel's state, the op log and the slot "
+               "rules are checked, and RSS, descriptors and threads must not grow after warm-up.\n")
+    out.append("| run | minutes | checks passed / failed | actions | faults | network changes | "
+               "slowest convergence | agent RSS / fds / threads, start → end | agent starts | crashes | "
+               "stale / missing / wrong nodes, slot and op-log violations |")
+    out.append("|---|---|---|---|---|---|---|---|---|---|---|")
+    res = lambda r: f"{r['rss_kib'] / 1024:.2f} MiB / {r['fds']} / {r['threads']}" if r else "?"
+    for r in soak.get("runs", []):
+        run, agent, checks = r["run"], r["agent"], r["checks"]
+        bad = (f"{r['stale_nodes']} / {r['missing_nodes']} / {r['wrong_nodes']}, "
+               f"{r['slot_violations']}, {r['oplog']['violations']}")
+        out.append(f"| seed {run['seed']}, {run['schema']}, {run['toolstack']} | {run['duration_s'] / 60:.1f} | "
+                   f"{checks['passed']} / {checks['failed']} | {r['actions_total']} | {r['faults_total']} | "
+                   f"{r['network_changes']} | {r['convergence_ms']['slowest']} ms (median "
+                   f"{r['convergence_ms']['median']}) | {res(agent['start'])} → {res(agent['end'])} | "
+                   f"{agent['starts']} | {agent['crashes']} | {bad} |")
+    out.append("")
+    for r in soak.get("runs", []):
+        run = r["run"]
+        verdict = ("**passed**" if run.get("passed") else
+                   f"**failed** ({len(r.get('failures', []))} failed checks; first: "
+                   f"{(r.get('failures') or [{}])[0].get('what', '?')})")
+        out.append(f"- seed {run['seed']}, {run['schema']}: {verdict}; crashes {r['agent']['crashes']} "
+                   f"(must be 0), stale or missing nodes {r['stale_nodes'] + r['missing_nodes']} (must be 0)")
+        out.append("  - actions: " + ", ".join(f"{k} {v}" for k, v in sorted(r["actions"].items())))
+        out.append("  - faults: " + ", ".join(f"{k} {v}" for k, v in sorted(r["faults"].items())))
+    out.append("")
+    return out
+
+
+def replace_soak_section(md_path):
+    """Put the soak's section into an existing results.md, the rest untouched."""
+    text = open(md_path).read()
+    section = "\n".join(soak_section()) + "\n"
+    start = text.find(SOAK_HEADING)
+    if start < 0:
+        # Before the real-guest section, as render() orders them.
+        start = text.find("## Real Xen guest")
+        end = start
+        if start < 0:
+            start = end = len(text)
+    else:
+        nxt = text.find("\n## ", start + len(SOAK_HEADING))
+        end = len(text) if nxt < 0 else nxt + 1
+    open(md_path, "w").write(text[:start] + section + text[end:])
+
 
 def vm_bench_file():
     """Where the VM tier (tests/vm/run.sh) left its XGA-BENCH lines."""
@@ -526,4 +598,7 @@ def vm_systemd_section(last):
 
 
 if __name__ == "__main__":
-    print(render(json.load(open(sys.argv[1]))))
+    if len(sys.argv) == 3 and sys.argv[1] == "--soak-section":
+        replace_soak_section(sys.argv[2])
+    else:
+        print(render(json.load(open(sys.argv[1]))))

@@ -16,6 +16,8 @@
 #             unit and xenstore tests built for musl, then the binary in a
 #             Debian 11 root and in a root with nothing but it
 #             (tests/portable/run.sh)
+#   soak      the chaos soak (tests/soak): the release agent under every
+#             fault at once, std and rfc, a fixed seed then a fresh one
 #   pkg       build the .debs (default and static), install/remove each
 #             in a clean Debian root
 #   vm        real Xen under QEMU: the agent from the .deb, started as its
@@ -32,6 +34,9 @@
 #   XGA_CACHE_DIR  where downloads and built images are kept between runs
 #                  (default ~/.cache/xen-guest-agent-tests)
 #   XGA_JOBS       cargo build jobs (default: all cores)
+#   XGA_SOAK_MINUTES  minutes of the soak tier's fixed-seed run per schema
+#                  (default 1; the fresh seed runs half as long)
+#   XGA_SOAK_SEED  the soak tier's second seed (default: a fresh one, printed)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export XGA_CACHE_DIR=${XGA_CACHE_DIR:-$HOME/.cache/xen-guest-agent-tests}
@@ -55,7 +60,7 @@ FREEBSD=x86_64-unknown-freebsd
 MUSL=x86_64-unknown-linux-musl
 PORTABLE_SET="--no-default-features -F xenstore,net_netlink"
 
-ALL_TIERS=(deps lint unit static portable pkg vm)
+ALL_TIERS=(deps lint unit static portable soak pkg vm)
 TIERS=("$@")
 [ ${#TIERS[@]} -gt 0 ] || TIERS=("${ALL_TIERS[@]}")
 
@@ -146,6 +151,36 @@ tier_portable() {
   cargo test --target "$MUSL" $PORTABLE_SET --lib --test xenstore -- --include-ignored || return 1
   is_root || { cannot_run "the portable binary's roots need root (debootstrap, chroot, netns)"; return; }
   XGA_PORTABLE_CACHE=$XGA_CACHE_DIR/portable tests/portable/run.sh
+}
+
+tier_soak() {
+  if ! is_root; then
+    if [ "${CI:-}" = true ]; then
+      echo "the soak needs root (network namespaces) and cannot run: failing under CI=true" >&2
+      return 1
+    fi
+    echo "skipping: the soak needs root (network namespaces)"
+    return 0
+  fi
+  cargo build --release --bin xen-guest-agent || return 1
+  cargo build -p xga-soak || return 1
+  local minutes=${XGA_SOAK_MINUTES:-1}
+  local fresh=${XGA_SOAK_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
+  local out=$XGA_CACHE_DIR/soak failed=0 seed schema m
+  mkdir -p "$out"
+  # A fixed seed (the same run every time), then a fresh one (new
+  # interleavings; the seed is printed to replay it).
+  for seed in 1 "$fresh"; do
+    m=$minutes
+    [ "$seed" = 1 ] || m=$(awk -v m="$minutes" 'BEGIN { print m / 2 }')
+    for schema in std rfc; do
+      echo "--- soak seed $seed, schema $schema, $m min (replay: target/debug/soak --seed $seed --agent-arg=--schema=$schema --minutes $m)"
+      target/debug/soak --seed "$seed" --minutes "$m" --agent-arg="--schema=$schema" \
+        --log-dir "$out" --json "$out/soak-$seed-$schema.json" || failed=1
+    done
+  done
+  [ "$failed" = 0 ] || echo "soak failures: logs and figures in $out" >&2
+  return "$failed"
 }
 
 tier_pkg() {
