@@ -154,14 +154,7 @@ tier_portable() {
 }
 
 tier_soak() {
-  if ! is_root; then
-    if [ "${CI:-}" = true ]; then
-      echo "the soak needs root (network namespaces) and cannot run: failing under CI=true" >&2
-      return 1
-    fi
-    echo "skipping: the soak needs root (network namespaces)"
-    return 0
-  fi
+  is_root || { cannot_run "the soak needs root (network namespaces)"; return; }
   cargo build --release --bin xen-guest-agent || return 1
   cargo build -p xga-soak || return 1
   local minutes=${XGA_SOAK_MINUTES:-1}

@@ -192,6 +192,7 @@ fn options_that_do_not_apply_are_refused_with_the_reason() {
             &["--publisher", "stdout", "--no-feature-balloon"],
             "--no-feature-balloon",
         ),
+        #[cfg(feature = "xenstore")]
         (&["--dry-run", "--format", "json"], "--format"),
         (
             &[

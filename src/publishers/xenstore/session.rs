@@ -127,6 +127,10 @@ impl Session {
     /// Open the connection and register the watches.
     pub async fn connect(&mut self) -> Outcome {
         self.store = None;
+        // Refusals last until the next reconciliation, which follows every
+        // connection: a permission fixed meanwhile is used (one more try,
+        // and no log line, where it is still refused).
+        self.denied.clear();
         let mut store = match self.opener.open().await {
             Ok(s) => s,
             Err(e) => return self.lost(e),
@@ -446,6 +450,9 @@ impl Session {
         let end = answers.pop();
         let stamp_answer = stamp.as_ref().and_then(|_| answers.pop());
         let mut refused = false;
+        // Refusals count once the transaction commits: one that fails saw
+        // a tree that is gone (a new domain under it), not the retry's.
+        let mut denials = Vec::new();
         for (op, answer) in ops.iter().zip(answers) {
             let (path, removal) = match op {
                 Op::Write { path, .. } => (path, false),
@@ -459,7 +466,7 @@ impl Session {
                 // Already gone: as good as removed.
                 Err(Errno::ENOENT) if removal => apply(&mut base, op),
                 Err(e) if matches!(e.0, libc::EACCES | libc::EPERM | libc::EROFS) => {
-                    self.deny(path);
+                    denials.push(path);
                     if removal {
                         // Not ours to remove: no longer ours to track.
                         base.remove(path);
@@ -484,6 +491,9 @@ impl Session {
         match end {
             Some(Ok(_)) => {
                 log::debug!("xenstore transaction committed ({} operations)", ops.len());
+                for path in denials {
+                    self.deny(path);
+                }
                 self.written = base;
                 self.canary = if stamped { stamp } else { expected };
                 self.refusal_logged = false;
@@ -564,7 +574,8 @@ impl Session {
         self.written.clear();
     }
 
-    /// xenstored refused us `path`: never again in this domain.
+    /// xenstored refused us `path`: not again before the next
+    /// reconciliation (a reconnection or a new domain).
     fn deny(&mut self, path: &str) {
         if path == "control/feature-balloon" {
             // Expected under xl: not a warning.

@@ -195,6 +195,8 @@ pub struct Soak {
     violations: Vec<String>,
     /// Faults on, with the actions left before they are lifted.
     pub active_faults: Vec<(Fault, usize)>,
+    /// A node was refused with EACCES since the last quiet period.
+    pub denied_since_quiet: bool,
     pub xs_stopped: bool,
     /// The agent is down; started again after this many actions.
     restart_in: Option<usize>,
@@ -278,6 +280,7 @@ impl Soak {
             seen_ops: 0,
             violations: Vec::new(),
             active_faults: Vec::new(),
+            denied_since_quiet: false,
             xs_stopped: false,
             restart_in: None,
             domid,

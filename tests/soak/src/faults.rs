@@ -133,6 +133,7 @@ impl Fault {
                 };
                 let errno = errnos[s.rng.below(errnos.len())];
                 s.xs.fail_path(&path, errno);
+                s.denied_since_quiet |= self == Fault::Denied;
                 format!("{path} answers {}", errno.name())
             }
             Fault::QuotaExceeded => {
@@ -206,6 +207,11 @@ impl Fault {
             f.lift(s);
         }
         s.active_faults.clear();
+        // A node refused with EACCES is not tried again before the
+        // agent's next reconciliation (docs/xenstore-schema.md): make one.
+        if std::mem::take(&mut s.denied_since_quiet) {
+            s.xs.drop_connections();
+        }
     }
 }
 

@@ -285,6 +285,30 @@ async fn a_denied_node_is_given_up_in_this_domain_and_tried_again_in_a_new_one()
 }
 
 #[tokio::test]
+async fn a_refusal_in_a_transaction_that_did_not_commit_is_not_remembered() {
+    // A transaction that spans a change of domain (the test xenstored's
+    // snapshot of the old one) is refused everything, then fails with
+    // EAGAIN: what it saw is not the tree the retry writes into.
+    let m = Memory::default();
+    let mut s = std_session(&m);
+    start(&mut s, &guest(500, &["10.0.0.1"])).await;
+    let changed = guest(400, &["10.0.0.1", "10.0.0.2"]);
+    {
+        let mut inner = m.lock();
+        inner.faults.denied.push("attr".into());
+        inner.faults.eagain_commits = 1;
+    }
+    assert_eq!(s.publish(&changed).await, Outcome::Conflict);
+    m.lock().faults.denied.clear();
+    s.set_clock(stamp2);
+    assert_eq!(
+        s.publish(&changed).await,
+        Outcome::Committed { refused: false }
+    );
+    assert_eq!(tree(&m), std_tree(&changed, "T2"));
+}
+
+#[tokio::test]
 async fn a_conflict_commits_nothing_and_a_refused_commit_is_not_a_conflict() {
     let m = Memory::default();
     let mut s = std_session(&m);
