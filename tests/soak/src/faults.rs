@@ -3,12 +3,10 @@
 //! Adding a kind is a few lines: a variant, its line in [`Fault::CATALOGUE`]
 //! (name, weight, and how many actions it stays on: 0 for a one-shot),
 //! its arm in [`Fault::inject`] and, when it stays on, in [`Fault::lift`].
-//! The test xenstored's coming `Server::swallow_replies(bool)` (a hung
-//! xenstored) and `Server::corrupt_next_reply(Corruption)` plug in there.
 
 use std::time::Duration;
 
-use test_xenstored::Errno;
+use test_xenstored::{Corruption, Errno};
 
 use crate::driver::{Soak, Toolstack};
 
@@ -40,11 +38,11 @@ pub enum Fault {
     NewDomain,
     /// dom0 loses the guest's nodes without any watch firing.
     TreeLost,
-    // Soon (test_xenstored, issue 10):
-    // /// Requests are applied, replies never sent (a hung xenstored).
-    // SwallowReplies,   inject: s.xs.swallow_replies(true), lift: s.xs.swallow_replies(false)
-    // /// The next reply is garbage, truncated, of another request or type.
-    // CorruptReply,     inject: s.xs.corrupt_next_reply(<a Corruption picked by s.rng>)
+    /// Requests are applied, replies never sent (a hung xenstored): the
+    /// agent waits `--xenstore-timeout`, then reconnects.
+    SwallowReplies,
+    /// The next reply is garbage, truncated, of another request or type.
+    CorruptReply,
 }
 
 impl Fault {
@@ -67,8 +65,8 @@ impl Fault {
         (Fault::SlowReplies, "slow-replies", 3, 6),
         (Fault::NewDomain, "new-domain", 5, 0),
         (Fault::TreeLost, "tree-lost", 1, 0),
-        // (Fault::SwallowReplies, "replies-swallowed", 2, 3),
-        // (Fault::CorruptReply, "reply-corrupted", 2, 0),
+        (Fault::SwallowReplies, "replies-swallowed", 1, 3),
+        (Fault::CorruptReply, "reply-corrupted", 2, 0),
     ];
 
     pub fn name(self) -> &'static str {
@@ -169,6 +167,23 @@ impl Fault {
                 s.lose_tree();
                 "dom0 lost the guest's nodes (no watch fires)".into()
             }
+            Fault::SwallowReplies => {
+                s.xs.swallow_replies(true);
+                "replies swallowed (requests applied)".into()
+            }
+            Fault::CorruptReply => {
+                const HOW: [Corruption; 6] = [
+                    Corruption::Garbage,
+                    Corruption::TruncatedHeader,
+                    Corruption::HugeLength,
+                    Corruption::UnknownRequestId,
+                    Corruption::WrongType,
+                    Corruption::HalfPayload,
+                ];
+                let how = HOW[s.rng.below(HOW.len())];
+                s.xs.corrupt_next_reply(how);
+                format!("the next reply spoiled: {how:?}")
+            }
         })
     }
 
@@ -193,6 +208,9 @@ impl Fault {
             Fault::NodeQuota => s.xs.set_node_quota(1000),
             Fault::SlowReplies => s.xs.set_reply_delay(Duration::ZERO),
             Fault::EagainStorm => s.xs.fail_next_commits(0),
+            Fault::SwallowReplies => s.xs.swallow_replies(false),
+            // Not left pending into the quiet period.
+            Fault::CorruptReply => s.xs.clear_corruption(),
             Fault::XenstoredRestart
             | Fault::XenstoredRestartLossy
             | Fault::DropConnections
