@@ -28,11 +28,14 @@ logs=${XGA_SOAK_LOGS:-/tmp/xga-soak}
 mkdir -p "$logs"
 nice cargo build --release --bin xen-guest-agent
 nice cargo build -p xga-soak
+# The binaries copied: a rebuild during the hour does not change them.
+cp target/release/xen-guest-agent "$logs/xen-guest-agent"
+cp target/debug/soak "$logs/soak"
 # Both schemas at once (each soak has its own namespace and xenstored): an
 # hour, not two, on a machine that is twice as busy.
 for schema in std rfc; do
-    target/debug/soak --seed "$seed" --minutes "$minutes" --agent-arg="--schema=$schema" \
-        --keep-going --log-dir "$logs" --json "$logs/bench-$schema.json" \
+    "$logs/soak" --agent "$logs/xen-guest-agent" --seed "$seed" --minutes "$minutes" \
+        --agent-arg="--schema=$schema" --keep-going --log-dir "$logs" --json "$logs/bench-$schema.json" \
         > "$logs/bench-$schema.log" 2>&1 &
 done
 wait
