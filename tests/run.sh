@@ -187,17 +187,21 @@ tier_pkg() {
 tier_vm() {
   is_root || { cannot_run "the VM tier needs root (it installs Xen packages)"; return; }
   # The agent as the Debian package installs it: its binary and its unit.
-  local deb
-  deb=$(packaging/deb/build.sh) || { echo "cannot build the .deb for the VM tier" >&2; return 1; }
+  local deb portable
+  deb=$(packaging/deb/build.sh | tail -n1) || { echo "cannot build the .deb for the VM tier" >&2; return 1; }
+  portable=${XGA_VM_DEB_PORTABLE:-}
+  if [ -z "$portable" ]; then
+    portable=$(packaging/deb/build.sh --static | tail -n1) ||
+      { echo "cannot build the portable .deb for the VM tier" >&2; return 1; }
+  fi
   # The guests' consoles stay in $XGA_CACHE_DIR/vm/runs/ (XGA_VM_QUIET=0
   # echoes them); failed checks print what was expected and what was seen.
-  # The busybox guests run the package's binary as its unit would; the
-  # systemd guests (Debian 12 PV and PVH, Debian 11) install the package
-  # itself. XGA_VM_DEB_PORTABLE, when set (the portable package of
-  # `packaging/deb/build.sh --static`), is the one the Debian 11 guest
-  # installs; unset, that guest shows the default package failing there.
+  # The busybox guests run the package's binary as its unit would (the
+  # portable package's in the portable, portable-pvh and rfc boots, which
+  # have no libxenstore); the systemd guests (Debian 12 PV and PVH) install
+  # the default package, the Debian 11 guest the portable one.
   XGA_VM_QUIET=${XGA_VM_QUIET:-1} XGA_VM_CACHE=$XGA_CACHE_DIR/vm XGA_VM_DEB=$deb \
-    XGA_VM_DEB_PORTABLE=${XGA_VM_DEB_PORTABLE:-} tests/vm/run.sh
+    XGA_VM_DEB_PORTABLE=$portable tests/vm/run.sh
 }
 
 passed=0 failed=0 failures=()

@@ -23,6 +23,12 @@
 #                 boot balloon: pre-created writable (as XAPI does): reads 1
 #   rfc           boot rfc: the rfc schema (XENSTORE_SCHEMA=rfc)
 #   pvh           boot pvh: the std scenario in a PVH guest
+#   portable      boots portable (PV) and portable-pvh (PVH), and the rfc
+#                 boot: the portable package's binary in guests without
+#                 libxenstore (checked: none in the guest, the native
+#                 backend logged, one thread), then std, net and
+#                 save-restore (PV), std (PVH) and rfc as the default
+#                 binary has them
 # Systemd guests, booted from a Debian root on a Xen PV disk (the package
 # installed with apt, started by its maintainer scripts under its unit):
 #   deb12         boot deb12 (PV, Debian 12): the package's whole life
@@ -43,9 +49,12 @@
 #                       systemd unit and /etc/default file come from this .deb
 #                       (dpkg-deb -x), as the package installs them
 #   XGA_VM_DEB_PORTABLE=PATH  the portable package (packaging/deb/build.sh
-#                       --static, no Depends) for the Debian 11 guest; unset:
-#                       the deb11 scenario shows the default package failing
-#                       there (glibc 2.34 needed)
+#                       --static, no Depends): its binary runs in the
+#                       portable boots and the rfc one, the Debian 11 guest
+#                       installs it; unset, the portable scenario is left
+#                       out (said so; a failure under CI=true), rfc runs the
+#                       default binary, and the deb11 scenario shows the
+#                       default package failing there (glibc 2.34 needed)
 #   XGA_VM_BENCH_FILE=$XGA_VM_CACHE/bench.txt  where the XGA-BENCH lines go
 #   XGA_VM_IDLE=60      s of each benchmark window
 #   XGA_VM_QUIET=1      do not echo the consoles (logs stay in $XGA_VM_CACHE/runs)
@@ -56,10 +65,11 @@
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
-ALL="smoke std bench net save-restore balloon rfc pvh deb12 sd-bench soak deb12-pvh deb11 purge"
+ALL="smoke std bench net save-restore balloon rfc pvh portable deb12 sd-bench soak deb12-pvh deb11 purge"
 # Without arguments: every scenario but those the systemd guests cover
-# (bench: sd-bench; save-restore: deb12 and soak; pvh: deb12-pvh)
-DEFAULT="smoke std net balloon rfc deb12 sd-bench soak deb12-pvh deb11 purge"
+# (bench: sd-bench; save-restore: deb12 and soak; pvh: deb12-pvh and
+# portable-pvh)
+DEFAULT="smoke std net balloon rfc portable deb12 sd-bench soak deb12-pvh deb11 purge"
 
 if [ "${1:-}" = --list ]; then echo "$ALL"; exit 0; fi
 [ "${1:-}" = all ] && set -- $ALL
@@ -123,6 +133,17 @@ if [ -n "$suites" ] && [ -z "$DEB" ]; then
 fi
 PORTABLE=${XGA_VM_DEB_PORTABLE:-}
 [ -z "$PORTABLE" ] || [ -f "$PORTABLE" ] || { echo "tests/vm: FAIL: XGA_VM_DEB_PORTABLE=$PORTABLE: no such file"; exit 1; }
+PORTABLE_AGENT=
+if [ -n "$PORTABLE" ]; then
+  dpkg-deb -x "$PORTABLE" "$W/portable" || { echo "tests/vm: FAIL: cannot unpack $PORTABLE"; exit 1; }
+  PORTABLE_AGENT=$W/portable/usr/sbin/xen-guest-agent
+elif sel portable; then
+  if [ "${CI:-}" = true ]; then
+    echo "tests/vm: FAIL: the portable scenario needs XGA_VM_DEB_PORTABLE (packaging/deb/build.sh --static)"; exit 1
+  fi
+  echo "tests/vm: skipping the portable scenario: XGA_VM_DEB_PORTABLE is not set (packaging/deb/build.sh --static makes it)"
+  want=${want/ portable / }
+fi
 
 # The agent runs as its systemd unit starts it: ExecStart's arguments and
 # Environment= of the unit (the package's, or startup/'s) when it exists.
@@ -137,11 +158,12 @@ fi
 # package a systemd guest (XGA_VM_DISK=...) installs
 boot() {
   local name=$1 scen=$2 kv; shift 2
-  local g=$W/$name-guest d=$W/$name-dom0 agent_env= pkg= gscript=$HERE/guest/guest.sh
+  local g=$W/$name-guest d=$W/$name-dom0 agent_env= pkg= gscript=$HERE/guest/guest.sh bin=$AGENT
   local -a knobs=()
   for kv in "$@"; do
     case $kv in
       AGENT_ENV=*) agent_env=${kv#AGENT_ENV=} ;;
+      AGENT_BIN=*) bin=${kv#AGENT_BIN=} ;;
       PKG=*) pkg=${kv#PKG=}; gscript=$HERE/guest/sd-guest.sh ;;
       *) knobs+=("$kv") ;;
     esac
@@ -151,7 +173,7 @@ boot() {
   if [ -n "$pkg" ]; then
     mkdir -p "$g/pkg"; cp "$pkg" "$g/pkg/"
   else
-    install -m 0755 "$AGENT" "$g/bin/xen-guest-agent"
+    install -m 0755 "$bin" "$g/bin/xen-guest-agent"
     echo "$ARGS" > "$g/agent.args"
     printf '%s\n' $ENVS $agent_env | grep . > "$g/agent.env"
   fi
@@ -177,11 +199,27 @@ sd=
 for s in deb12 sd-bench soak; do sel $s && sd+=" $s"; done
 [ -n "$sd" ] && queue deb12 "$sd purge" PKG="$DEB" XGA_VM_DISK="$IMGS/disk-bookworm.img" XGA_VM_DLOPEN= XGA_VM_DOMU_MEM=192
 sel deb12-pvh && queue deb12-pvh "deb12-pvh purge" PKG="$DEB" XGA_VM_DISK="$IMGS/disk-bookworm.img" XGA_VM_DLOPEN= XGA_VM_DOMU_MEM=192 XGA_VM_DOMU_TYPE=pvh
-pv=
-for s in smoke std bench net save-restore balloon; do sel $s && pv+=" $s"; done
+# With the portable binary, net and save-restore run in its boot (the
+# default binary keeps smoke, std, bench and balloon, with libxenstore).
+pv= port=
+for s in smoke std bench net save-restore balloon; do
+  if sel portable && { [ "$s" = net ] || [ "$s" = save-restore ]; }; then
+    sel $s && port+=" $s"
+  else
+    sel $s && pv+=" $s"
+  fi
+done
 [ -n "$pv" ] && queue pv "${pv# }"
+# The portable binary in guests without libxenstore (XGA_VM_DLOPEN empty).
+NOLIB=(AGENT_BIN="$PORTABLE_AGENT" XGA_VM_DLOPEN=)
+sel portable && queue portable "portable std$port" "${NOLIB[@]}"
 sel deb11 && queue deb11 "deb11 purge" PKG="${PORTABLE:-$DEB}" XGA_VM_DISK="$IMGS/disk-bullseye.img" XGA_VM_DLOPEN= XGA_VM_DOMU_MEM=192
-sel rfc && queue rfc "rfc" AGENT_ENV=XENSTORE_SCHEMA=rfc
+if sel rfc && sel portable; then
+  queue rfc "portable rfc" AGENT_ENV=XENSTORE_SCHEMA=rfc "${NOLIB[@]}"
+elif sel rfc; then
+  queue rfc "rfc" AGENT_ENV=XENSTORE_SCHEMA=rfc
+fi
+sel portable && queue portable-pvh "portable pvh" XGA_VM_DOMU_TYPE=pvh "${NOLIB[@]}"
 sel pvh && queue pvh "pvh" XGA_VM_DOMU_TYPE=pvh
 sel balloon && queue balloon "balloon" XGA_VM_XS_PRECREATE=control/feature-balloon
 JOBS=${XGA_VM_JOBS:-2}
@@ -203,7 +241,7 @@ RUNS=$XGA_VM_CACHE/runs
 fails=0 passes=0
 echo
 echo "================ tests/vm summary ================"
-for b in pv balloon rfc pvh deb12 deb12-pvh deb11; do
+for b in pv portable balloon rfc pvh portable-pvh deb12 deb12-pvh deb11; do
   [ -n "${BOOT_SCEN[$b]:-}" ] || continue
   log=$RUNS/$b.log
   for s in ${BOOT_SCEN[$b]}; do
