@@ -310,29 +310,51 @@ fn garbage_truncated_and_missing_replies_and_stray_events_are_survived() {
         Corruption::WrongType,
         Corruption::HalfPayload,
     ];
+    // Every reply is spoiled until the agent has given the connection up
+    // (the next reply alone could fall on a check's read of the old
+    // connection, and no outage follow).
     let mut outages = 0;
     for how in faults {
-        t.xs.corrupt_next_reply(how);
+        if how == Corruption::UnknownRequestId && !agent.native() {
+            // libxenstore does not check request ids (one request at a
+            // time): the answer it carries is taken, and is right. (The
+            // reply may also fall on the native watch connection, which
+            // gives it up.)
+            t.xs.corrupt_next_reply(how);
+            add(&mut v4);
+            t.wait_tree(&tree(&v4), WAIT);
+            t.xs.clear_corruption();
+            outages = agent.count("xenstore connection failed");
+            agent.wait_logs("xenstore connection is back", outages, WAIT);
+            continue;
+        }
+        t.xs.corrupt_replies(how);
         add(&mut v4);
-        t.wait_tree(&tree(&v4), WAIT);
         outages += 1;
+        agent.wait_logs("xenstore connection failed", outages, WAIT);
+        t.xs.clear_corruption();
+        t.wait_tree(&tree(&v4), WAIT);
         agent.wait_logs("xenstore connection is back", outages, WAIT);
     }
 
     // A xenstored that takes requests but never answers: given up after
-    // --xenstore-timeout with the native backend. libxenstore's calls
-    // cannot be given up: its thread waits as long as xenstored does.
-    if agent.native() {
-        t.xs.swallow_replies(true);
-        add(&mut v4);
-        agent.wait_log("no reply within the deadline", WAIT);
-        t.xs.swallow_replies(false);
-        t.wait_tree(&tree(&v4), WAIT);
-        outages += 1;
-        agent.wait_logs("xenstore connection is back", outages, WAIT);
-    } else {
-        eprintln!("(swallowed replies: native backend only, see above)");
-    }
+    // --xenstore-timeout, by both backends (libxenstore's call, which
+    // cannot be given up, is left to its thread: the rest of its batch is
+    // never sent), reconnected, everything published once it answers.
+    t.xs.swallow_replies(true);
+    add(&mut v4);
+    agent.wait_log(
+        if agent.native() {
+            "no reply within the deadline"
+        } else {
+            "libxenstore did not answer within 2 s"
+        },
+        WAIT,
+    );
+    t.xs.swallow_replies(false);
+    t.wait_tree(&tree(&v4), WAIT);
+    outages += 1;
+    agent.wait_logs("xenstore connection is back", outages, WAIT);
 
     assert_eq!(
         agent.count("xenstore connection failed"),

@@ -131,7 +131,7 @@ impl Session {
         // connection: a permission fixed meanwhile is used (one more try,
         // and no log line, where it is still refused).
         self.denied.clear();
-        let mut store = match self.opener.open().await {
+        let mut store = match self.opener.open(self.timeout).await {
             Ok(s) => s,
             Err(e) => return self.lost(e),
         };

@@ -195,8 +195,12 @@ pub struct Soak {
     violations: Vec<String>,
     /// Faults on, with the actions left before they are lifted.
     pub active_faults: Vec<(Fault, usize)>,
-    /// A node was refused with EACCES since the last quiet period.
-    pub denied_since_quiet: bool,
+    /// Since the last quiet period, a node was refused with EACCES (not
+    /// tried again before a reconciliation) or replies were swallowed (a
+    /// libxenstore call left stuck on its thread until the connection
+    /// closes): the quiet period drops the connections, as a xenstored
+    /// that recovers by restarting does.
+    pub reconnect_at_quiet: bool,
     pub xs_stopped: bool,
     /// The agent is down; started again after this many actions.
     restart_in: Option<usize>,
@@ -280,7 +284,7 @@ impl Soak {
             seen_ops: 0,
             violations: Vec::new(),
             active_faults: Vec::new(),
-            denied_since_quiet: false,
+            reconnect_at_quiet: false,
             xs_stopped: false,
             restart_in: None,
             domid,

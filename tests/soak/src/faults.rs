@@ -131,7 +131,7 @@ impl Fault {
                 };
                 let errno = errnos[s.rng.below(errnos.len())];
                 s.xs.fail_path(&path, errno);
-                s.denied_since_quiet |= self == Fault::Denied;
+                s.reconnect_at_quiet |= self == Fault::Denied;
                 format!("{path} answers {}", errno.name())
             }
             Fault::QuotaExceeded => {
@@ -169,6 +169,7 @@ impl Fault {
             }
             Fault::SwallowReplies => {
                 s.xs.swallow_replies(true);
+                s.reconnect_at_quiet = true;
                 "replies swallowed (requests applied)".into()
             }
             Fault::CorruptReply => {
@@ -226,8 +227,10 @@ impl Fault {
         }
         s.active_faults.clear();
         // A node refused with EACCES is not tried again before the
-        // agent's next reconciliation (docs/xenstore-schema.md): make one.
-        if std::mem::take(&mut s.denied_since_quiet) {
+        // agent's next reconciliation (docs/xenstore-schema.md), and a
+        // libxenstore call whose reply was swallowed keeps its thread
+        // until the connection closes: close them.
+        if std::mem::take(&mut s.reconnect_at_quiet) {
             s.xs.drop_connections();
         }
     }

@@ -166,6 +166,13 @@ skel "$R"
 # `ip`) even when a real binary is first on PATH, so guest scripts use bash
 copy_elf "$R" /usr/bin/xenstore /usr/sbin/ip /usr/bin/bash /usr/bin/strace
 for t in $XS_TOOLS; do ln -sf xenstore "$R/usr/bin/xenstore-$t"; done
+# The harness's xenstore client finds its libraries in /usr/lib/xenvm (its
+# DT_RPATH), off the library path: a guest has libxenstore where programs
+# (and dlopen) find it only when boot.sh adds it for the agent
+# (XGA_VM_DLOPEN), so the portable boots have none.
+mkdir -p "$R/usr/lib/xenvm"
+mv "$R"/usr/lib/x86_64-linux-gnu/libxenstore.so* "$R"/usr/lib/x86_64-linux-gnu/libxentoolcore.so* "$R/usr/lib/xenvm/"
+patchelf --force-rpath --set-rpath /usr/lib/xenvm "$R/usr/bin/xenstore"
 copy_mods "$R" xen-netfront xenfs xen-evtchn xen-gntdev xen-gntalloc xen-privcmd ipv6
 # the guest's OS is the host's Debian userland: tell the agent so
 cp /etc/os-release "$R/usr/lib/os-release"; ln -s ../usr/lib/os-release "$R/etc/os-release"

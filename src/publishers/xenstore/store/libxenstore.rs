@@ -11,7 +11,9 @@
 //! between requests; the native client watches instead.
 
 use std::ffi::{c_char, c_uint, c_ulong, c_void, CStr, CString};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
+use std::time::Duration;
 
 use super::super::native::{Answer, Errno, Lost, Reply, Request, TxId};
 use crate::error::Error;
@@ -171,37 +173,36 @@ enum Order {
 /// is gone.
 type Done = Result<Vec<Answer>, String>;
 
+/// The thread's inbox.
+type Orders = mpsc::Sender<(Order, tokio::sync::oneshot::Sender<Done>)>;
+
 /// The thread, as the event loop sees it. Clones share it.
 #[derive(Clone)]
 pub struct Handle {
-    orders: mpsc::Sender<(Order, tokio::sync::oneshot::Sender<Done>)>,
+    /// The current thread's inbox: a thread stuck in a call is replaced.
+    orders: Arc<std::sync::Mutex<Orders>>,
     /// Which library it loaded.
     what: &'static str,
     /// One order at a time (the thread makes one call at a time anyway).
     busy: Arc<tokio::sync::Mutex<()>>,
+    /// Threads alive, the current one and those left stuck in a call.
+    live: Arc<AtomicUsize>,
 }
+
+/// Threads left stuck in a call, at most: beyond, orders go to the current
+/// (stuck) thread, which skips those given up once it is free.
+const MAX_STUCK: usize = 3;
 
 impl Handle {
     /// Load libxenstore and start its thread (nothing is opened yet).
     pub fn start() -> Result<Handle, Error> {
-        let (lib, what) = Lib::load()?;
-        let (orders, inbox) = mpsc::channel::<(Order, tokio::sync::oneshot::Sender<Done>)>();
-        let mut conn = Conn {
-            lib,
-            handle: std::ptr::null_mut(),
-        };
-        std::thread::Builder::new()
-            .name("xenstore".into())
-            .spawn(move || {
-                while let Ok((order, reply)) = inbox.recv() {
-                    let _ = reply.send(conn.run(order));
-                }
-            })
-            .map_err(|e| Error::io("cannot start the xenstore thread", e))?;
+        let live = Arc::new(AtomicUsize::new(0));
+        let (orders, what) = spawn(&live)?;
         Ok(Handle {
-            orders,
+            orders: Arc::new(std::sync::Mutex::new(orders)),
             what,
             busy: Arc::new(tokio::sync::Mutex::new(())),
+            live,
         })
     }
 
@@ -211,27 +212,78 @@ impl Handle {
     }
 
     /// (Re)open the connection.
-    pub async fn connect(&self) -> Result<(), Lost> {
-        self.order(Order::Connect).await.map(drop)
+    pub async fn connect(&self, timeout: Duration) -> Result<(), Lost> {
+        self.order(Order::Connect, timeout).await.map(drop)
     }
 
     /// Make the requests one after the other (libxenstore cannot pipeline).
-    pub async fn batch(&self, requests: &[Request<'_>]) -> Result<Vec<Answer>, Lost> {
-        self.order(Order::Batch(requests.iter().map(Job::of).collect()))
-            .await
+    pub async fn batch(
+        &self,
+        requests: &[Request<'_>],
+        timeout: Duration,
+    ) -> Result<Vec<Answer>, Lost> {
+        let order = Order::Batch(requests.iter().map(Job::of).collect());
+        self.order(order, timeout).await
     }
 
-    async fn order(&self, order: Order) -> Result<Vec<Answer>, Lost> {
+    /// A libxenstore call cannot be given up: one that has not returned
+    /// within `timeout` (a xenstored that never answers) keeps its thread,
+    /// which ends once xenstored answers or closes that connection, and a
+    /// new thread with a new connection takes the next orders.
+    async fn order(&self, order: Order, timeout: Duration) -> Result<Vec<Answer>, Lost> {
         let _one = self.busy.lock().await;
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.orders
-            .send((order, tx))
-            .map_err(|_| Lost::new("the xenstore thread is gone"))?;
-        match rx.await {
-            Ok(result) => result.map_err(Lost::new),
-            Err(_) => Err(Lost::new("the xenstore thread is gone")),
+        let orders = self.orders.lock().map_err(|_| gone())?.clone();
+        orders.send((order, tx)).map_err(|_| gone())?;
+        drop(orders);
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(result)) => result.map_err(Lost::new),
+            Ok(Err(_)) => Err(gone()),
+            Err(_) => {
+                if self.live.load(Ordering::Relaxed) <= MAX_STUCK {
+                    let fresh = spawn(&self.live).map_err(|e| Lost::new(e.to_string()))?.0;
+                    *self.orders.lock().map_err(|_| gone())? = fresh;
+                }
+                Err(Lost::new(format!(
+                    "libxenstore did not answer within {} s (--xenstore-timeout); that call \
+                     is left to its thread, a new connection follows",
+                    timeout.as_secs_f32()
+                )))
+            }
         }
     }
+}
+
+/// The thread is gone (it panicked, or could not be started again).
+fn gone() -> Lost {
+    Lost::new("the xenstore thread is gone")
+}
+
+/// Load the library and start a thread that makes its calls; `live`
+/// counts the threads that have not ended.
+fn spawn(live: &Arc<AtomicUsize>) -> Result<(Orders, &'static str), Error> {
+    let (lib, what) = Lib::load()?;
+    live.fetch_add(1, Ordering::Relaxed);
+    let alive = Arc::clone(live);
+    let (orders, inbox) = mpsc::channel::<(Order, tokio::sync::oneshot::Sender<Done>)>();
+    let mut conn = Conn {
+        lib,
+        handle: std::ptr::null_mut(),
+    };
+    let spawned = std::thread::Builder::new()
+        .name("xenstore".into())
+        .spawn(move || {
+            while let Ok((order, reply)) = inbox.recv() {
+                let done = conn.run(order, &reply);
+                let _ = reply.send(done);
+            }
+            alive.fetch_sub(1, Ordering::Relaxed);
+        })
+        .map_err(|e| Error::io("cannot start the xenstore thread", e));
+    if spawned.is_err() {
+        live.fetch_sub(1, Ordering::Relaxed);
+    }
+    spawned.map(|_| (orders, what))
 }
 
 /// The connection, on the thread.
@@ -254,7 +306,14 @@ impl Drop for Conn {
 const PROBE: &CStr = c"domid";
 
 impl Conn {
-    fn run(&mut self, order: Order) -> Done {
+    /// Carry out `order`, unless (and as soon as) the loop gave it up:
+    /// the rest of a batch given up must never reach xenstore (a commit
+    /// after the agent moved on), so the connection is closed instead.
+    fn run(&mut self, order: Order, reply: &tokio::sync::oneshot::Sender<Done>) -> Done {
+        if reply.is_closed() {
+            self.close();
+            return Err("given up".into());
+        }
         match order {
             Order::Connect => {
                 self.close();
@@ -272,6 +331,10 @@ impl Conn {
                 }
                 let mut answers = Vec::with_capacity(jobs.len());
                 for job in jobs {
+                    if reply.is_closed() {
+                        self.close();
+                        return Err("given up".into());
+                    }
                     let answer = match job {
                         Some(job) => self.call(&job),
                         None => Err(Errno::EINVAL),

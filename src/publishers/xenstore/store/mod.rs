@@ -39,8 +39,7 @@ pub enum Store {
 impl Store {
     /// Make `requests`, in order, and give their answers in the same order;
     /// a xenstored that does not answer them all within `timeout` is taken
-    /// as gone. (libxenstore's calls cannot be given up: they block its
-    /// thread until xenstored answers.)
+    /// as gone.
     pub async fn batch(
         &mut self,
         requests: &[Request<'_>],
@@ -50,7 +49,7 @@ impl Store {
         match self {
             Store::Native(client) => client.batch(requests, deadline).await,
             #[cfg(feature = "libxenstore")]
-            Store::Libxenstore { lib, .. } => lib.batch(requests).await,
+            Store::Libxenstore { lib, .. } => lib.batch(requests, timeout).await,
             Store::Memory(m) => m.batch(requests),
         }
     }
@@ -133,15 +132,17 @@ impl Opener {
         }
     }
 
-    /// Open a connection.
-    pub async fn open(&mut self) -> Result<Store, Lost> {
+    /// Open a connection (libxenstore's within `timeout`).
+    pub async fn open(&mut self, timeout: Duration) -> Result<Store, Lost> {
+        #[cfg(not(feature = "libxenstore"))]
+        let _ = timeout;
         match self {
             Opener::Native(places) => Client::connect(places)
                 .await
                 .map(|c| Store::Native(Box::new(c))),
             #[cfg(feature = "libxenstore")]
             Opener::Libxenstore(lib, places) => {
-                lib.connect().await?;
+                lib.connect(timeout).await?;
                 let watches = match Client::connect(places).await {
                     Ok(c) => Some(Box::new(c)),
                     Err(e) => {
