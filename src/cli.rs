@@ -154,8 +154,9 @@ pub struct Cli {
     pub xenstore_backend: XenstoreBackend,
 
     /// Seconds xenstored may take to answer: past them the connection is
-    /// taken as gone, opened again, and everything reconciled (the native
-    /// backend; libxenstore's calls cannot be given up).
+    /// taken as gone, opened again, and everything reconciled (with
+    /// libxenstore, whose calls cannot be given up, the stuck call is left
+    /// to its thread and a new one connects).
     #[cfg(feature = "xenstore")]
     #[arg(long, value_name = "SECONDS", default_value = "20", value_parser = seconds)]
     pub xenstore_timeout: Duration,
