@@ -173,15 +173,7 @@ impl Fault {
                 "replies swallowed (requests applied)".into()
             }
             Fault::CorruptReply => {
-                const HOW: [Corruption; 6] = [
-                    Corruption::Garbage,
-                    Corruption::TruncatedHeader,
-                    Corruption::HugeLength,
-                    Corruption::UnknownRequestId,
-                    Corruption::WrongType,
-                    Corruption::HalfPayload,
-                ];
-                let how = HOW[s.rng.below(HOW.len())];
+                let how = Corruption::ALL[s.rng.below(Corruption::ALL.len())];
                 s.xs.corrupt_next_reply(how);
                 format!("the next reply spoiled: {how:?}")
             }

@@ -125,6 +125,16 @@ pub enum Corruption {
 }
 
 impl Corruption {
+    /// Every kind, for tests that try them all.
+    pub const ALL: [Corruption; 6] = [
+        Corruption::Garbage,
+        Corruption::TruncatedHeader,
+        Corruption::HugeLength,
+        Corruption::UnknownRequestId,
+        Corruption::WrongType,
+        Corruption::HalfPayload,
+    ];
+
     /// What the client gets instead of `reply` (one whole message), and
     /// whether the connection is closed after it.
     fn apply(self, mut reply: Vec<u8>) -> (Vec<u8>, bool) {
