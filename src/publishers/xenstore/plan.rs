@@ -226,13 +226,26 @@ pub fn op_path(op: &Op) -> &str {
 }
 
 /// Record in `written` what `op` did, once xenstore accepted it, so that
-/// the next [`plan`] diffs against the truth.
-pub fn apply(written: &mut Nodes, op: &Op) {
+/// the next [`plan`] diffs against the truth. A removal that leaves its
+/// directory empty (below an `owned` root) leaves that directory in
+/// xenstore: it is recorded as the empty node it is, so that a later plan
+/// removes it once nothing is wanted under it.
+pub fn apply(written: &mut Nodes, op: &Op, owned: &[&str]) {
     match op {
         Op::Write { path, value } => {
             written.insert(path.clone(), value.clone());
         }
-        Op::Remove { path } => written.retain(|k, _| !within(k, path)),
+        Op::Remove { path } => {
+            written.retain(|k, _| !within(k, path));
+            if let Some((parent, _)) = path.rsplit_once('/') {
+                let below_root = owned
+                    .iter()
+                    .any(|r| within(parent, r) && parent.len() > r.len());
+                if below_root && !has_under(written, parent) {
+                    written.insert(parent.to_string(), String::new());
+                }
+            }
+        }
     }
 }
 

@@ -453,6 +453,7 @@ impl Session {
         // Refusals count once the transaction commits: one that fails saw
         // a tree that is gone (a new domain under it), not the retry's.
         let mut denials = Vec::new();
+        let owned = self.schema.owned();
         for (op, answer) in ops.iter().zip(answers) {
             let (path, removal) = match op {
                 Op::Write { path, .. } => (path, false),
@@ -461,10 +462,10 @@ impl Session {
             match answer {
                 Ok(_) => {
                     log::debug!("xenstore {}", op_line(op));
-                    apply(&mut base, op);
+                    apply(&mut base, op, owned);
                 }
                 // Already gone: as good as removed.
-                Err(Errno::ENOENT) if removal => apply(&mut base, op),
+                Err(Errno::ENOENT) if removal => apply(&mut base, op, owned),
                 Err(e) if matches!(e.0, libc::EACCES | libc::EPERM | libc::EROFS) => {
                     denials.push(path);
                     if removal {

@@ -219,10 +219,39 @@ fn apply_keeps_written_in_step() {
     let desired = nodes(&[("data/os_name", "b"), ("attr/vif/1-x", "x")]);
     let ops = plan(&written, &desired, &["attr/vif", "data/os_name"]);
     for op in &ops {
-        apply(&mut written, op);
+        apply(&mut written, op, &["attr/vif", "data/os_name"]);
     }
     assert_eq!(written, desired);
     assert!(plan(&written, &desired, &["attr/vif", "data/os_name"]).is_empty());
+}
+
+#[test]
+fn a_directory_emptied_while_its_other_nodes_were_refused_goes_with_the_next_plan() {
+    // ipv6/0 removed while ipv6/1 is wanted but refused (quota): the
+    // removal is of ipv6/0 alone, and xenstore keeps an empty ipv6
+    // directory. Once ipv6/1 is no longer wanted, that directory goes.
+    let owned = &["attr/vif"];
+    let mut written = nodes(&[
+        ("attr/vif/0/name", "eth0"),
+        ("attr/vif/0/ipv6/0", "2001:db8::1"),
+    ]);
+    let wanted = nodes(&[
+        ("attr/vif/0/name", "eth0"),
+        ("attr/vif/0/ipv6/1", "2001:db8::2"),
+    ]);
+    for op in plan(&written, &wanted, owned) {
+        // The write of ipv6/1 is refused: only the removal is applied.
+        if matches!(op, Op::Remove { .. }) {
+            apply(&mut written, &op, owned);
+        }
+    }
+    let later = nodes(&[("attr/vif/0/name", "eth0")]);
+    assert_eq!(
+        plan(&written, &later, owned),
+        vec![Op::Remove {
+            path: "attr/vif/0/ipv6".into()
+        }]
+    );
 }
 
 #[test]
