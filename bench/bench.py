@@ -1013,7 +1013,9 @@ def xs_traffic(text):
     last, pending = {}, {}
     calls = trips = 0
     for line in text.splitlines():
+        # (strace pads the pid to 5 columns: "123  call(...)".)
         pid, _, rest = line.partition(" ")
+        rest = rest.lstrip()
         # -yy names a unix socket UNIX-STREAM:[...], or socket:[inode] when
         # its details cannot be had (only unix sockets are streams here).
         m = re.match(r"(\w+)\((\d+)<(?:UNIX-STREAM|socket):", rest)
