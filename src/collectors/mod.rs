@@ -18,6 +18,7 @@ use futures::Stream;
 use crate::cli::Network;
 use crate::state::Event;
 
+pub mod hostname;
 pub mod kernel;
 pub mod memory;
 pub mod net;
@@ -50,6 +51,7 @@ pub fn start(config: &Config) -> Vec<EventStream> {
         os::stream(),
         kernel::stream(),
         memory::stream(config.memory_interval, config.oneshot),
+        hostname::stream(PathBuf::from("/etc"), config.oneshot),
     ];
     if let Some(net) = net::stream(config) {
         streams.push(net);
