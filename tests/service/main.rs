@@ -350,3 +350,30 @@ fn oneshot_always_says_its_publication_is_complete() {
         );
     }
 }
+
+/// The shipped unit must not give the agent a UTS namespace of its own
+/// (`ProtectHostname=yes`): a host name changed after the start would never
+/// be seen (packaging/test.sh checks it under a running systemd too).
+#[test]
+fn the_shipped_unit_shares_the_host_name_with_the_guest() {
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/startup/xen-guest-agent.service"
+    ))
+    .expect("read the unit");
+    let protected: Vec<&str> = unit
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("ProtectHostname="))
+        .filter(|l| {
+            !matches!(
+                &l["ProtectHostname=".len()..],
+                "" | "no" | "false" | "0" | "off"
+            )
+        })
+        .collect();
+    assert!(
+        protected.is_empty(),
+        "the unit hides host name changes: {protected:?}"
+    );
+}
