@@ -21,6 +21,7 @@ use crate::state::Event;
 pub mod hostname;
 pub mod kernel;
 pub mod memory;
+pub mod mode;
 pub mod net;
 pub mod os;
 mod ticker;
@@ -52,6 +53,7 @@ pub fn start(config: &Config) -> Vec<EventStream> {
         kernel::stream(),
         memory::stream(config.memory_interval, config.oneshot),
         hostname::stream(PathBuf::from("/etc"), config.oneshot),
+        mode::stream(config.sysfs.clone()),
     ];
     if let Some(net) = net::stream(config) {
         streams.push(net);
