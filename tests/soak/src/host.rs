@@ -188,7 +188,7 @@ fn short_name_domain(host: &str, hosts: &str, resolv_conf: &str) -> Option<Strin
             let mut w = l.split_whitespace();
             matches!(w.next(), Some("domain" | "search")).then(|| w.next())
         })
-        .last()
+        .next_back()
         .flatten();
     last.and_then(dns_name)
 }
