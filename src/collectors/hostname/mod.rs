@@ -53,6 +53,11 @@ pub fn stream(etc: PathBuf, oneshot: bool) -> EventStream {
                 None if oneshot => return None,
                 None => match Watch::new() {
                     Ok(w) => w,
+                    // Expected where the kernel has no signal (FreeBSD).
+                    Err(e) if e.kind() == std::io::ErrorKind::Unsupported => {
+                        log::info!("host name changes will not be seen ({e}): published once");
+                        return None;
+                    }
                     Err(e) => {
                         log::warn!("host name changes will not be seen ({e}): published once");
                         return None;
