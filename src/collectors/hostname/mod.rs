@@ -41,15 +41,18 @@ const MAX_NAME: usize = 253;
 /// is first polled (on the runtime).
 pub fn stream(etc: PathBuf, oneshot: bool) -> EventStream {
     Box::pin(stream::unfold(
-        (None::<Option<Watch>>, etc, None::<HostName>),
+        (None::<Watch>, etc, None::<HostName>),
         move |(watch, etc, last)| async move {
             let Some(last) = last else {
                 let first = read(&etc);
                 log_name(&first);
                 return Some((Event::HostName(first.clone()), (None, etc, Some(first))));
             };
+            // Registered right after the first read: the file is reported
+            // readable once at registration, so a change in between is read
+            // at the first wakeup.
             let mut watch = match watch {
-                Some(w) => w?,
+                Some(w) => w,
                 None if oneshot => return None,
                 None => match Watch::new() {
                     Ok(w) => w,
@@ -72,10 +75,7 @@ pub fn stream(etc: PathBuf, oneshot: bool) -> EventStream {
                 let now = read(&etc);
                 if now != last {
                     log_name(&now);
-                    return Some((
-                        Event::HostName(now.clone()),
-                        (Some(Some(watch)), etc, Some(now)),
-                    ));
+                    return Some((Event::HostName(now.clone()), (Some(watch), etc, Some(now))));
                 }
             }
         },
