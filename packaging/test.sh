@@ -227,7 +227,11 @@ cat > "$root/etc/systemd/system/xga-report.service" <<'EOF2'
 After=xen-guest-agent.service
 [Service]
 Type=oneshot
-# After the agent's start job is done (success or not), record and power off.
+# After the agent's start job is done (success or not): change the host
+# name, as hostnamectl does (sethostname(2)), and wait (at most 5 s) for the
+# agent under its unit to print it (ProtectHostname= would hide it); then
+# record and power off.
+ExecStart=/bin/sh -c 'hostname xga-renamed.lab.example; for i in $$(seq 50); do journalctl -b -o cat -u xen-guest-agent | grep -qx "host-name host=xga-renamed domain=lab.example" && break; sleep 0.1; done'
 ExecStart=/bin/sh -c 'systemctl show xen-guest-agent -p Result -p NRestarts -p ExecMainStatus -p ExecMainCode > /root/xga-show; journalctl --no-pager -b -o cat -u xen-guest-agent > /root/xga-journal; systemctl poweroff'
 [Install]
 WantedBy=multi-user.target
@@ -242,6 +246,7 @@ if timeout 180 systemd-nspawn -q --register=no --keep-unit -D "$root" -b --conso
   check "sandbox probe: /proc, /sys, os-release, netlink reachable; /etc, /var read-only" grep -qx probe-ok "$root/root/xga-journal"
   check "the unit started: READY=1 received (Type=notify)" grep -q '^Started xen-guest-agent.service' "$root/root/xga-journal"
   check "the agent logged through syslog (/dev/log) in its sandbox" grep -q 'xen-guest-agent .* starting' "$root/root/xga-journal"
+  check "a host name change is seen by the agent under its unit" grep -qx 'host-name host=xga-renamed domain=lab.example' "$root/root/xga-journal"
   check "no failure, no restart, not killed (seccomp)" sh -c "grep -qx Result=success '$root/root/xga-show' && grep -qx NRestarts=0 '$root/root/xga-show' && ! grep -qE 'ExecMainCode=(2|3)' '$root/root/xga-show'"
 else
   bad "boot under systemd-nspawn"; tail -n 30 "$work/boot.log"

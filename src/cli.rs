@@ -199,8 +199,8 @@ pub struct Cli {
     #[arg(long)]
     pub oneshot: bool,
 
-    /// Root of the sysfs tree used to identify VIFs and bridges (Linux); for
-    /// tests and containers.
+    /// Root of the sysfs tree used to identify VIFs and bridges and the
+    /// virtualization mode (Linux); for tests and containers.
     #[arg(long, value_name = "DIR", default_value = "/sys")]
     pub sysfs: PathBuf,
 }
@@ -283,12 +283,6 @@ impl Cli {
             refuse(
                 &[("format", "--format")],
                 "to the stdout publisher (--publisher stdout; --dry-run prints xenstore operations)",
-            )?;
-        }
-        if self.network == Network::None {
-            refuse(
-                &[("sysfs", "--sysfs")],
-                "with a network collector (--network is none)",
             )?;
         }
         #[cfg(feature = "net_pnet")]

@@ -55,6 +55,59 @@ pub struct MemoryInfo {
     pub available_kib: u64,
 }
 
+/// The guest's host name, split the way XAPI reads it back
+/// (`data/host_name_dns` + `.` + `data/domain`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HostName {
+    /// The first label of the kernel's host name (`vm-42`).
+    pub host: String,
+    /// The DNS domain (`lab.example`), when the guest's own files tell it.
+    pub domain: Option<String>,
+}
+
+impl HostName {
+    /// The fully qualified name, `host.domain`, or the host alone.
+    pub fn fqdn(&self) -> String {
+        match &self.domain {
+            Some(d) => format!("{}.{d}", self.host),
+            None => self.host.clone(),
+        }
+    }
+}
+
+/// How Xen runs the guest, as its kernel sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VirtMode {
+    /// Paravirtualised: no emulated hardware.
+    Pv,
+    /// PVH: hardware virtualisation without emulated devices.
+    Pvh,
+    /// Fully virtualised (HVM), emulated devices besides PV drivers.
+    Hvm,
+}
+
+impl VirtMode {
+    /// `pv`, `pvh`, `hvm`: the word every publisher uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            VirtMode::Pv => "pv",
+            VirtMode::Pvh => "pvh",
+            VirtMode::Hvm => "hvm",
+        }
+    }
+}
+
+/// The guest's virtualisation mode and which PV drivers it runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GuestMode {
+    /// PV, PVH or HVM.
+    pub mode: VirtMode,
+    /// A PV network frontend (netfront) is bound to a device.
+    pub pv_net: bool,
+    /// A PV block frontend (blkfront) is bound to a device.
+    pub pv_block: bool,
+}
+
 /// What an interface is, in Xen's terms. Decided by the collector from what
 /// the kernel says about the device, never from the interface name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -189,6 +242,11 @@ pub struct Guest {
     pub kernel: Option<KernelInfo>,
     /// Memory, once sampled.
     pub memory: Option<MemoryInfo>,
+    /// Host name, once read.
+    pub host_name: Option<HostName>,
+    /// Virtualisation mode, once detected (never on a kernel that does not
+    /// tell it).
+    pub mode: Option<GuestMode>,
     /// Network interfaces by index.
     pub interfaces: BTreeMap<u32, Interface>,
 }
@@ -202,6 +260,10 @@ pub enum Event {
     Kernel(KernelInfo),
     /// A memory sample.
     Memory(MemoryInfo),
+    /// The host name, at start and after every change.
+    HostName(HostName),
+    /// The virtualisation mode.
+    Mode(GuestMode),
     /// The complete set of interfaces, replacing what was known: sent at
     /// start, after a loss of sync (netlink overflow), and by polling
     /// collectors on every poll.
@@ -238,6 +300,10 @@ pub enum Change {
     Kernel(KernelInfo),
     /// Memory figures changed.
     Memory(MemoryInfo),
+    /// Host name (first time or changed).
+    HostName(HostName),
+    /// Virtualisation mode (first time or changed).
+    Mode(GuestMode),
     /// A new interface.
     LinkAdded(Link),
     /// An interface's link facts changed.
@@ -297,6 +363,8 @@ enum Key {
     Os,
     Kernel,
     Memory,
+    HostName,
+    Mode,
     Link(u32),
     Addr(u32, IpAddr),
 }
@@ -361,6 +429,18 @@ impl State {
                 if self.current.memory != Some(m) {
                     self.guest().memory = Some(m);
                     self.dirty.push(Key::Memory);
+                }
+            }
+            Event::HostName(h) => {
+                if self.current.host_name.as_ref() != Some(&h) {
+                    self.guest().host_name = Some(h);
+                    self.dirty.push(Key::HostName);
+                }
+            }
+            Event::Mode(m) => {
+                if self.current.mode != Some(m) {
+                    self.guest().mode = Some(m);
+                    self.dirty.push(Key::Mode);
                 }
             }
             Event::Interfaces(list) => {
@@ -481,6 +561,22 @@ impl State {
                         self.published.memory = self.current.memory;
                     }
                 }
+                Key::HostName => {
+                    if self.current.host_name != self.published.host_name {
+                        if let Some(h) = &self.current.host_name {
+                            changes.push(Change::HostName(h.clone()));
+                        }
+                        self.published.host_name = self.current.host_name.clone();
+                    }
+                }
+                Key::Mode => {
+                    if self.current.mode != self.published.mode {
+                        if let Some(m) = self.current.mode {
+                            changes.push(Change::Mode(m));
+                        }
+                        self.published.mode = self.current.mode;
+                    }
+                }
                 Key::Link(index) => {
                     let now = self.current.interfaces.get(&index).map(|i| &i.link);
                     let then = self.published.interfaces.get(&index).map(|i| &i.link);
@@ -580,14 +676,19 @@ impl State {
     }
 }
 
-/// Where a change goes in a change set: OS, kernel and memory first, then
+/// Where a change goes in a change set: OS, kernel, memory, host name and
+/// mode first, then
 /// link additions and changes (an address's link before the address), then
 /// address removals before additions (a reader applying the lines in order
 /// never holds more than the real set), link removals last (their
 /// addresses went just before).
 fn reading_order(change: &Change) -> u8 {
     match change {
-        Change::Os(_) | Change::Kernel(_) | Change::Memory(_) => 0,
+        Change::Os(_)
+        | Change::Kernel(_)
+        | Change::Memory(_)
+        | Change::HostName(_)
+        | Change::Mode(_) => 0,
         Change::LinkAdded(_) | Change::LinkChanged { .. } => 1,
         Change::AddressRemoved { .. } => 2,
         Change::AddressAdded { .. } | Change::AddressChanged { .. } => 3,

@@ -18,8 +18,10 @@ use futures::Stream;
 use crate::cli::Network;
 use crate::state::Event;
 
+pub mod hostname;
 pub mod kernel;
 pub mod memory;
+pub mod mode;
 pub mod net;
 pub mod os;
 mod ticker;
@@ -50,6 +52,8 @@ pub fn start(config: &Config) -> Vec<EventStream> {
         os::stream(),
         kernel::stream(),
         memory::stream(config.memory_interval, config.oneshot),
+        hostname::stream(PathBuf::from("/etc"), config.oneshot),
+        mode::stream(config.sysfs.clone()),
     ];
     if let Some(net) = net::stream(config) {
         streams.push(net);

@@ -282,3 +282,34 @@ fn the_snapshot_is_shared_and_copied_only_while_a_publisher_holds_it() {
         &s.take_changes().map_or(third.clone(), |c| c.guest)
     ));
 }
+
+#[test]
+fn host_name_and_mode_are_reported_once_and_on_change() {
+    let mut s = State::new();
+    let short = HostName {
+        host: "vm-42".into(),
+        domain: None,
+    };
+    let mode = GuestMode {
+        mode: VirtMode::Hvm,
+        pv_net: true,
+        pv_block: false,
+    };
+    s.apply(Event::HostName(short.clone()));
+    s.apply(Event::Mode(mode));
+    assert_eq!(
+        changes(&mut s),
+        vec![Change::HostName(short.clone()), Change::Mode(mode)]
+    );
+    s.apply(Event::HostName(short.clone()));
+    s.apply(Event::Mode(mode));
+    assert!(!s.is_dirty(), "the same host name and mode touch nothing");
+    let fqdn = HostName {
+        host: "vm-42".into(),
+        domain: Some("lab.example".into()),
+    };
+    s.apply(Event::HostName(fqdn.clone()));
+    assert_eq!(changes(&mut s), vec![Change::HostName(fqdn.clone())]);
+    assert_eq!(fqdn.fqdn(), "vm-42.lab.example");
+    assert_eq!(short.fqdn(), "vm-42");
+}

@@ -33,6 +33,27 @@ impl Agent {
         Self::start_with(ns, &drop, extra)
     }
 
+    /// [`Agent::start`] in a UTS namespace of its own (`unshare -u`, which
+    /// execs it), so that a test can change its host name with
+    /// [`Agent::set_host_name`] and leave the machine's alone.
+    pub fn start_in_own_uts(ns: &Netns, host_name: &str, extra: &[&str]) -> Agent {
+        // A shell in the new namespace sets the name, then execs the agent
+        // (as `ip netns exec` and `unshare` do): the child is the agent.
+        let script = format!("hostname {host_name} && exec \"$@\"");
+        let launcher = ["unshare", "-u", "--", "sh", "-c", &script, "sh"];
+        Self::start_with(ns, &launcher, extra)
+    }
+
+    /// Change the host name in the agent's UTS namespace (`hostname`, that
+    /// is `sethostname(2)`, run there with `nsenter`).
+    pub fn set_host_name(&self, name: &str) {
+        let status = Command::new("nsenter")
+            .args(["-t", &self.pid().to_string(), "-u", "hostname", name])
+            .status()
+            .expect("run nsenter");
+        assert!(status.success(), "nsenter hostname {name}: {status}");
+    }
+
     fn start_with(ns: &Netns, launcher: &[&str], extra: &[&str]) -> Agent {
         let mut child = Command::new("ip")
             .args(["netns", "exec", &ns.name])

@@ -476,3 +476,42 @@ mod pnet {
         });
     }
 }
+
+/// The host name collector against a real kernel: a host name change in
+/// the agent's UTS namespace is published within a second, with no timer
+/// (the agent's memory interval is an hour and there is no polling
+/// collector).
+#[test]
+#[ignore = "needs root (network and UTS namespaces): tests/run.sh runs it, or run as root with --include-ignored"]
+fn a_host_name_change_is_published_within_a_second() {
+    use std::time::Instant;
+    let Some(ns) = Netns::new("hostname") else {
+        return;
+    };
+    let mut a = Agent::start_in_own_uts(&ns, "vm-41", &["--network", "none"]);
+    a.wait_for("the first host name", WAIT, |m| m.host_name.is_some());
+    let (host, _) = a.model.host_name.clone().unwrap();
+    assert_eq!(host, "vm-41");
+    // A short name's domain comes from this machine's /etc/hosts or
+    // resolv.conf, which the test does not control: only the one a fully
+    // qualified name carries must be gone.
+    for (name, host, domain) in [
+        ("vm-42.lab.example", "vm-42", Some("lab.example")),
+        ("vm-43", "vm-43", None),
+    ] {
+        let start = Instant::now();
+        a.set_host_name(name);
+        a.wait_for(&format!("host name {name}"), WAIT, |m| match &m.host_name {
+            Some((h, d)) if h == host => match domain {
+                Some(domain) => d.as_deref() == Some(domain),
+                None => d.as_deref() != Some("lab.example"),
+            },
+            _ => false,
+        });
+        let took = start.elapsed();
+        assert!(
+            took < Duration::from_secs(1),
+            "host name {name} published after {took:?}"
+        );
+    }
+}

@@ -28,6 +28,8 @@ pub struct Identity {
 pub struct Model {
     pub ifaces: BTreeMap<u64, Iface>,
     pub identity: BTreeMap<u64, Identity>,
+    /// The last `host-name` line: host and domain.
+    pub host_name: Option<(String, Option<String>)>,
 }
 
 impl Model {
@@ -103,6 +105,11 @@ impl Model {
                     assert_eq!(prev.is_some(), change == "address-changed", "{line}");
                 }
             }
+            "host-name" => {
+                let host = v["host"].as_str().expect("host").to_owned();
+                let domain = v["domain"].as_str().map(str::to_owned);
+                self.host_name = Some((host, domain));
+            }
             _ => {}
         }
     }
@@ -173,6 +180,7 @@ impl Model {
             }
         }
         m.identity.clear();
+        m.host_name = None;
         m
     }
 
@@ -180,6 +188,7 @@ impl Model {
     pub fn comparable(&self) -> Model {
         let mut m = self.clone();
         m.identity.clear();
+        m.host_name = None;
         m
     }
 }

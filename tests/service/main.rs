@@ -136,7 +136,50 @@ fn oneshot_prints_the_initial_state_and_exits() {
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["change"].to_string())
         .collect();
-    assert_eq!(kinds, ["\"os\"", "\"kernel\"", "\"memory\""], "{stdout}");
+    assert_eq!(
+        kinds,
+        ["\"os\"", "\"kernel\"", "\"memory\"", "\"host-name\""],
+        "{stdout}"
+    );
+}
+
+/// The virtualization mode line, from the sysfs tree given with `--sysfs`
+/// (which applies without a network collector too: the mode is read there).
+#[test]
+fn oneshot_reports_the_mode_the_sysfs_tree_tells() {
+    let sys = std::env::temp_dir().join(format!("xga-service-sysfs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&sys);
+    std::fs::create_dir_all(sys.join("hypervisor")).unwrap();
+    std::fs::write(sys.join("hypervisor/type"), "xen\n").unwrap();
+    std::fs::write(sys.join("hypervisor/guest_type"), "HVM\n").unwrap();
+    std::fs::create_dir_all(sys.join("bus/xen/devices/vif-0/driver")).unwrap();
+    std::fs::create_dir_all(sys.join("bus/xen/devices/vbd-768")).unwrap();
+    let out = Command::new(AGENT)
+        .args([
+            "--publisher",
+            "stdout",
+            "--network",
+            "none",
+            "--oneshot",
+            "-s",
+        ])
+        .arg("--sysfs")
+        .arg(&sys)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&sys);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l == "mode mode=hvm pv_net=1 pv_block=0"),
+        "{stdout}"
+    );
 }
 
 /// The agent's exit status and standard error for `args`.
@@ -194,17 +237,6 @@ fn options_that_do_not_apply_are_refused_with_the_reason() {
         ),
         #[cfg(feature = "xenstore")]
         (&["--dry-run", "--format", "json"], "--format"),
-        (
-            &[
-                "--publisher",
-                "stdout",
-                "--network",
-                "none",
-                "--sysfs",
-                "/x",
-            ],
-            "--sysfs",
-        ),
     ];
     for (args, option) in cases {
         let (code, err) = run_with(args, &[]);
@@ -349,4 +381,31 @@ fn oneshot_always_says_its_publication_is_complete() {
             "run {run}: not said:\n{err}"
         );
     }
+}
+
+/// The shipped unit must not give the agent a UTS namespace of its own
+/// (`ProtectHostname=yes`): a host name changed after the start would never
+/// be seen (packaging/test.sh checks it under a running systemd too).
+#[test]
+fn the_shipped_unit_shares_the_host_name_with_the_guest() {
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/startup/xen-guest-agent.service"
+    ))
+    .expect("read the unit");
+    let protected: Vec<&str> = unit
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("ProtectHostname="))
+        .filter(|l| {
+            !matches!(
+                &l["ProtectHostname=".len()..],
+                "" | "no" | "false" | "0" | "off"
+            )
+        })
+        .collect();
+    assert!(
+        protected.is_empty(),
+        "the unit hides host name changes: {protected:?}"
+    );
 }

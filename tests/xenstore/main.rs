@@ -16,6 +16,7 @@ mod restarts;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use support::*;
 
@@ -322,6 +323,23 @@ fn a_new_domain_after_resume_gets_everything_again() {
     t.xs.new_domain(9);
     t.wait_tree(&expected, WAIT);
     agent.wait_log("publishing everything again", WAIT);
+    // The new domain started empty: every node is there because the agent
+    // wrote it after the switch. (Not `ours()` right after `new_domain`:
+    // the watches fire inside it, and a quick agent has republished before
+    // the test reads.)
+    let home = t.xs.home();
+    let written: BTreeSet<String> = t
+        .guest_ops(MsgType::Write)
+        .iter()
+        .filter(|o| o.result.is_ok())
+        .filter_map(|o| o.path.as_deref()?.strip_prefix(&format!("{home}/")))
+        .map(str::to_string)
+        .collect();
+    let unwritten: Vec<&String> = expected.keys().filter(|k| !written.contains(*k)).collect();
+    assert!(
+        unwritten.is_empty(),
+        "not written in the new domain: {unwritten:?}"
+    );
     // Registration firings at start and the ones after the resume cost
     // reads, never writes of what is already there.
     assert!(t.xs.ops().unchanged_writes().is_empty());
@@ -452,4 +470,83 @@ fn assert_committed_in_order(t: &Scenario) {
     for tx in transactions(&t.xs.ops()).iter().filter(|t| t.committed) {
         assert_contract_order(&home, tx);
     }
+}
+
+/// The host name as dom0 reads it (std): `data/host_name_dns`, `data/domain`
+/// and the signal under the watched `attr/`, a change published within a
+/// second in one transaction holding all three (data before attr), a name
+/// set again to its own value writing nothing.
+#[test]
+#[ignore = "needs root (network and UTS namespaces): tests/run.sh runs it, or run as root with --include-ignored"]
+fn a_host_name_change_reaches_dom0_with_the_node_xenopsd_watches() {
+    let Some(t) = Scenario::new("a_host_name_change_reaches_dom0_with_the_node_xenopsd_watches")
+    else {
+        return;
+    };
+    let agent = t.agent_in_own_uts("vm-41.lab.example", &["--network", "none"]);
+    started(&agent);
+    let host = |tree: &BTreeMap<String, String>| {
+        [
+            "data/host_name_dns",
+            "data/domain",
+            "attr/xen-guest-agent/host-name",
+        ]
+        .map(|k| tree.get(k).cloned().unwrap_or_default())
+    };
+    let tree = t.wait_until(WAIT, |tree| host(tree)[0] == "vm-41");
+    assert_eq!(host(&tree), ["vm-41", "lab.example", "vm-41.lab.example"]);
+
+    t.xs.reset_ops();
+    let start = Instant::now();
+    t.set_host_name(&agent, "vm-42.other.example");
+    let tree = t.wait_until(WAIT, |tree| host(tree)[0] == "vm-42");
+    let took = start.elapsed();
+    assert_eq!(
+        host(&tree),
+        ["vm-42", "other.example", "vm-42.other.example"]
+    );
+    assert!(took < Duration::from_secs(1), "published after {took:?}");
+    // The same name again, then another: the first writes nothing (the
+    // second proves the agent saw both).
+    t.set_host_name(&agent, "vm-42.other.example");
+    t.set_host_name(&agent, "vm-43.other.example");
+    let tree = t.wait_until(WAIT, |tree| host(tree)[0] == "vm-43");
+    assert_eq!(
+        host(&tree),
+        ["vm-43", "other.example", "vm-43.other.example"]
+    );
+
+    let home = t.xs.home();
+    let committed: Vec<Transaction> = transactions(&t.xs.ops())
+        .into_iter()
+        .filter(|x| x.committed)
+        .collect();
+    let written = |x: &Transaction| -> Vec<String> {
+        x.ops
+            .iter()
+            .filter(|o| o.kind == Some(MsgType::Write) && o.result.is_ok())
+            .filter_map(|o| o.path.as_deref())
+            .map(|p| p.strip_prefix(&format!("{home}/")).unwrap_or(p).to_string())
+            .filter(|p| p != "data/updated")
+            .collect::<BTreeSet<String>>()
+            .into_iter()
+            .collect()
+    };
+    let sets: Vec<Vec<String>> = committed.iter().map(written).collect();
+    assert_eq!(
+        sets,
+        [
+            vec![
+                "attr/xen-guest-agent/host-name",
+                "data/domain",
+                "data/host_name_dns"
+            ],
+            vec!["attr/xen-guest-agent/host-name", "data/host_name_dns"]
+        ],
+        "one transaction per change (the second keeps its domain), none for the same name"
+    );
+    for x in &committed {
+        assert_contract_order(&home, x);
+    }
+    agent.assert_no_errors();
 }

@@ -235,6 +235,30 @@ impl Scenario {
         Agent::spawn(cmd)
     }
 
+    /// [`Scenario::agent`] in a UTS namespace of its own whose host name
+    /// is `host_name` (a shell there sets it, then execs the agent: the
+    /// child is the agent), so that [`Scenario::set_host_name`] changes it
+    /// without touching the machine's.
+    pub fn agent_in_own_uts(&self, host_name: &str, args: &[&str]) -> Agent {
+        let mut cmd = Command::new("ip");
+        let script = format!("hostname {host_name} && exec \"$@\"");
+        cmd.args(["netns", "exec", &self.netns, "unshare", "-u", "--"])
+            .args(["sh", "-c", &script, "sh", AGENT, "-s", "-l", "debug"])
+            .arg("--sysfs")
+            .arg(&self.sysfs)
+            .args(args)
+            .env("XENSTORED_PATH", self.xs.socket_path());
+        Agent::spawn(cmd)
+    }
+
+    /// `hostname NAME` (sethostname(2)) in `agent`'s UTS namespace.
+    pub fn set_host_name(&self, agent: &Agent, name: &str) {
+        run(
+            "nsenter",
+            &["-t", &agent.pid().to_string(), "-u", "hostname", name],
+        );
+    }
+
     /// What the agent prints with `--dry-run --oneshot` in this namespace
     /// (same collectors, same schema, no xenstore): the tree it would
     /// write, normalized as [`Scenario::ours`].

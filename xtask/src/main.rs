@@ -65,7 +65,10 @@ Not read by the agent: the systemd unit appends it to the command line; set it i
 The xenstore connection (FreeBSD: \fI/dev/xen/xenstore\fR).
 .TP
 \fI/proc\fR, \fI/sys\fR
-Where the facts are read (Linux).
+Where the facts are read (Linux); \fI/proc/sys/kernel/hostname\fR signals host name changes.
+.TP
+\fI/etc/hosts\fR, \fI/etc/resolv.conf\fR
+The DNS domain of a short host name (the first \fIhosts\fR line naming it, else the resolver's local domain); read again at each host name change.
 .TP
 \fI/etc/default/xen\-guest\-agent\fR, \fI/etc/sysconfig/xen\-guest\-agent\fR
 Environment of the systemd service (\fBXEN_GUEST_AGENT_ARGS\fR, \fBXENSTORE_SCHEMA\fR, \fBRUST_LOG\fR).

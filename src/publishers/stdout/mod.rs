@@ -98,6 +98,8 @@ fn what(change: &Change) -> &'static str {
         Change::Os(_) => "os",
         Change::Kernel(_) => "kernel",
         Change::Memory(_) => "memory",
+        Change::HostName(_) => "host-name",
+        Change::Mode(_) => "mode",
         Change::LinkAdded(_) => "link-added",
         Change::LinkChanged { .. } => "link-changed",
         Change::LinkRemoved(_) => "link-removed",
@@ -201,6 +203,19 @@ impl fmt::Display for Text<'_> {
                 " total_kib={} available_kib={}",
                 m.total_kib, m.available_kib
             ),
+            Change::HostName(h) => write!(
+                f,
+                " host={} domain={}",
+                Word(&h.host),
+                h.domain.as_deref().map_or(Word("-"), Word)
+            ),
+            Change::Mode(m) => write!(
+                f,
+                " mode={} pv_net={} pv_block={}",
+                m.mode.name(),
+                u8::from(m.pv_net),
+                u8::from(m.pv_block)
+            ),
             Change::LinkAdded(l) | Change::LinkRemoved(l) => TextLink(l).fmt(f),
             Change::LinkChanged { old, new } => {
                 TextLink(new).fmt(f)?;
@@ -252,6 +267,15 @@ fn json_of(change: &Change) -> Value {
         Change::Memory(m) => json!({
             "total_kib": m.total_kib,
             "available_kib": m.available_kib,
+        }),
+        Change::HostName(h) => json!({
+            "host": h.host,
+            "domain": h.domain,
+        }),
+        Change::Mode(m) => json!({
+            "mode": m.mode.name(),
+            "pv_net": m.pv_net,
+            "pv_block": m.pv_block,
         }),
         Change::LinkAdded(l) | Change::LinkRemoved(l) => json_link(l),
         Change::LinkChanged { old, new } => {
@@ -365,6 +389,36 @@ mod tests {
         }));
         assert_eq!(t, "memory total_kib=2048 available_kib=1024");
         assert_eq!(j["available_kib"], 1024);
+    }
+
+    #[test]
+    fn host_name_and_mode_lines() {
+        use crate::state::{GuestMode, HostName, VirtMode};
+        let (t, j) = both(&Change::HostName(HostName {
+            host: "vm-42".into(),
+            domain: Some("lab.example".into()),
+        }));
+        assert_eq!(t, "host-name host=vm-42 domain=lab.example");
+        assert_eq!(
+            j,
+            serde_json::json!({"change":"host-name","host":"vm-42","domain":"lab.example"})
+        );
+        let (t, j) = both(&Change::HostName(HostName {
+            host: "vm-42".into(),
+            domain: None,
+        }));
+        assert_eq!(t, "host-name host=vm-42 domain=-");
+        assert_eq!(j["domain"], serde_json::Value::Null);
+        let (t, j) = both(&Change::Mode(GuestMode {
+            mode: VirtMode::Pvh,
+            pv_net: true,
+            pv_block: false,
+        }));
+        assert_eq!(t, "mode mode=pvh pv_net=1 pv_block=0");
+        assert_eq!(
+            j,
+            serde_json::json!({"change":"mode","mode":"pvh","pv_net":true,"pv_block":false})
+        );
     }
 
     #[test]

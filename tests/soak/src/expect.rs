@@ -224,6 +224,18 @@ fn std_tree(kernel: &Kernel, host: &Host, dom0: &Dom0, opts: &Options) -> Expect
     exact(&mut e, "data/os_minorver", &minor);
     exact(&mut e, "data/os_name", &os.name);
     exact(&mut e, "data/os_uname", &host.kernel_release);
+    let (name, domain) = &host.host_name;
+    exact(&mut e, "data/host_name_dns", name);
+    if let Some(domain) = domain {
+        exact(&mut e, "data/domain", domain);
+    }
+    if !name.is_empty() {
+        let fqdn = match domain {
+            Some(d) => format!("{name}.{d}"),
+            None => name.clone(),
+        };
+        exact(&mut e, "attr/xen-guest-agent/host-name", &fqdn);
+    }
     exact(
         &mut e,
         "data/meminfo_total",
@@ -334,6 +346,12 @@ fn rfc_tree(kernel: &Kernel, host: &Host, dom0: &Dom0) -> Expected {
     exact(&mut e, "data/os/version", &os.version);
     exact(&mut e, "data/os/unix/kernel-name", &host.kernel_name);
     exact(&mut e, "data/os/unix/kernel-version", &host.kernel_release);
+    // No data/virtualization: the agent reads the soak's fake sysfs, which
+    // has no hypervisor directory.
+    exact(&mut e, "data/os/host-name", &host.host_name.0);
+    if let Some(domain) = &host.host_name.1 {
+        exact(&mut e, "data/os/domain", domain);
+    }
     exact(
         &mut e,
         "data/memory/total-kib",
@@ -407,6 +425,7 @@ mod tests {
             kernel_name: "Linux".into(),
             mem_total_kib: 1000,
             agent_version: "1.2.3".into(),
+            host_name: ("vm-42".into(), Some("lab.example".into())),
         }
     }
 
@@ -443,6 +462,12 @@ mod tests {
             Want::Exact("3".into())
         );
         assert!(!e.nodes.contains_key("control/feature-balloon"));
+        assert_eq!(e.nodes["data/host_name_dns"], Want::Exact("vm-42".into()));
+        assert_eq!(e.nodes["data/domain"], Want::Exact("lab.example".into()));
+        assert_eq!(
+            e.nodes["attr/xen-guest-agent/host-name"],
+            Want::Exact("vm-42.lab.example".into())
+        );
         let v4 = &e.dirs["attr/vif/0/ipv4"];
         let ips: Vec<String> = v4.present.keys().map(|a| a.to_string()).collect();
         assert_eq!(ips, ["10.0.0.2", "169.254.1.1"]);

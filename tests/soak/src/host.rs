@@ -113,6 +113,9 @@ pub struct Host {
     pub mem_total_kib: u64,
     /// The agent's version, as `--version` prints it (`1.0.0`).
     pub agent_version: String,
+    /// The host name's first label and its DNS domain, when known
+    /// (`data/host_name_dns`, `data/domain`).
+    pub host_name: (String, Option<String>),
 }
 
 impl Host {
@@ -135,8 +138,73 @@ impl Host {
             kernel_name,
             mem_total_kib,
             agent_version,
+            host_name: host_name(Path::new("/"))?,
         })
     }
+}
+
+/// The host name as the contract splits it (docs/xenstore-schema.md): a
+/// name with dots is split at the first one; a short one takes its domain
+/// from the first `/etc/hosts` line naming it (whose first name must then
+/// be `<host>.<domain>`), and without such a line from the last `domain`
+/// or `search` line of `/etc/resolv.conf` (its first word).
+pub fn host_name(root: &Path) -> Result<(String, Option<String>), String> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map_err(|e| format!("cannot read /proc/sys/kernel/hostname: {e}"))?;
+    let name = name.trim().trim_matches('.');
+    if let Some((host, domain)) = name.split_once('.') {
+        return Ok((host.to_string(), dns_name(domain)));
+    }
+    let text = |p: &str| std::fs::read_to_string(root.join(p)).unwrap_or_default();
+    Ok((
+        name.to_string(),
+        short_name_domain(name, &text("etc/hosts"), &text("etc/resolv.conf")),
+    ))
+}
+
+fn short_name_domain(host: &str, hosts: &str, resolv_conf: &str) -> Option<String> {
+    if host.is_empty() {
+        return None;
+    }
+    for line in hosts.lines() {
+        let names: Vec<&str> = line
+            .split('#')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .skip(1)
+            .collect();
+        if names.iter().any(|n| n.eq_ignore_ascii_case(host)) {
+            let first = names[0].trim_end_matches('.');
+            return match first.split_once('.') {
+                Some((h, d)) if h.eq_ignore_ascii_case(host) => dns_name(d),
+                _ => None,
+            };
+        }
+    }
+    let last = resolv_conf
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            matches!(w.next(), Some("domain" | "search")).then(|| w.next())
+        })
+        .next_back()
+        .flatten();
+    last.and_then(dns_name)
+}
+
+/// `d` without its trailing dot when it is a DNS name (labels of letters,
+/// digits, `-`, `_`, 1 to 63 bytes, 253 in all).
+fn dns_name(d: &str) -> Option<String> {
+    let d = d.trim_end_matches('.');
+    let ok = !d.is_empty()
+        && d.len() <= 253
+        && d.split('.').all(|l| {
+            (1..=63).contains(&l.len())
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+    ok.then(|| d.to_string())
 }
 
 /// A `Key: N kB` line of /proc/meminfo.
@@ -227,5 +295,18 @@ mod tests {
         assert_eq!(meminfo_field(m, "MemTotal"), Some(24_000_000));
         assert_eq!(meminfo_field(m, "MemAvailable"), Some(2000));
         assert_eq!(meminfo_field(m, "Mem"), None);
+    }
+
+    #[test]
+    fn a_short_names_domain_from_hosts_then_resolv_conf() {
+        let hosts = "127.0.0.1 localhost\n127.0.1.1 vm-42.lab.example vm-42\n";
+        let d = |h: &str, r: &str| short_name_domain("vm-42", h, r);
+        assert_eq!(d(hosts, "search x.example"), Some("lab.example".into()));
+        assert_eq!(d("127.0.1.1 vm-42\n", "search x.example"), None);
+        assert_eq!(
+            d("", "domain a.example\nsearch x.example y"),
+            Some("x.example".into())
+        );
+        assert_eq!(d("", "search .\n"), None);
     }
 }

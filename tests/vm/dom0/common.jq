@@ -36,3 +36,15 @@ def slot_problems($t; $prefix; $want; $cap; $v4):
 def good_addrs($l; $family):
   [ $l.addr_info[] | select(.family == $family)
     | select((.tentative // false | not) and (.dadfailed // false | not)) ];
+
+# The host name as the agent splits it ($facts.hostname, $facts.domain from
+# `xga facts`): {host, domain}, domain "" when unknown. A name with dots is
+# split at the first one; a short one takes the domain the guest derived.
+def host_name($facts):
+  ($facts.hostname // "" | ltrimstr(".") | rtrimstr(".")) as $n
+  | if ($n | contains(".")) then {host: ($n | split(".")[0]), domain: ($n | split(".")[1:] | join("."))}
+    else {host: $n, domain: ($facts.domain // "")} end;
+
+# {path: value} for $path = $value when $value is not empty (the agent
+# writes no empty leaf: absent means unknown).
+def node($path; $value): if ($value // "") == "" then {} else {($path): $value} end;

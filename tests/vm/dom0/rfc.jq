@@ -6,6 +6,8 @@ include "common";
 . as $t
 | ($facts.os | if (.debian_version | test("^[0-9]+(\\.[0-9]+)*$")) then .debian_version else .version_id end) as $osver
 | [ $facts.addr[] | select(.link_type != "loopback") ] as $links
+| host_name($facts) as $hn
+| ({"PV": "pv", "PVH": "pvh", "HVM": "hvm"}[$facts.guest_type // ""]) as $mode
 | ({
     "data/xen-guest-agent/schema": "1.0.0",
     "data/xen-guest-agent/version": $ver,
@@ -16,7 +18,11 @@ include "common";
     "data/os/unix/kernel-name": $facts.sysname,
     "data/os/unix/kernel-version": $facts.uname,
     "data/memory/total-kib": ($facts.mem_total | tostring)
-  } + ([ $links[] | . as $l | "data/net/\(.ifindex)" as $p
+  } + node("data/os/host-name"; $hn.host) + node("data/os/domain"; $hn.domain)
+    + (if $mode then {"data/virtualization/mode": $mode,
+                      "data/virtualization/pv-drivers/net": ($facts.pv_net // "0"),
+                      "data/virtualization/pv-drivers/block": ($facts.pv_block // "0")} else {} end)
+    + ([ $links[] | . as $l | "data/net/\(.ifindex)" as $p
          | ($facts.vifs[$l.ifname]) as $vif
          | {("\($p)/name"): .ifname, ("\($p)/mac"): .address}
            + (if $vif then {("\($p)/kind"): "vif", ("\($p)/vif"): $vif} else {} end)

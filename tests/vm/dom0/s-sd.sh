@@ -64,6 +64,16 @@ check "the tree matches the guest" wait_schema std 120 fresh
 gx_facts "ip -6 addr add fd00:77::5/64 dev eth0 nodad; ip addr del 10.10.0.5/24 dev eth0"
 check "a removed IPv4 and an added IPv6 address reach dom0" wait_schema std 120 fresh
 
+echo "== a host name change under the sandbox"
+# sethostname(2), as hostnamectl's hostnamed does (`hostname`: the minimal
+# guests may lack D-Bus): the unit shares the guest's UTS namespace
+old_hn=$(gx "hostname")
+gx_facts "hostname xga-renamed.lab.example"
+check "a new host name reaches dom0 (data/host_name_dns, data/domain, attr/xen-guest-agent/host-name)" wait_schema std 30 fresh
+check_eq "XAPI host_name follows it" xga-renamed.lab.example "$(xapi_view | jq -r '.netbios_name.host_name')"
+gx_facts "hostname $old_hn"
+check "the host name back reaches dom0" wait_schema std 30 fresh
+
 echo "== systemctl restart"
 before=$(home_json)
 watch_stamps "$XS_HOME" /tmp/restart.watch

@@ -14,6 +14,9 @@ if agent_start; then
   check_eq "XAPI os_version distro/major/minor" \
     "$(jq -r '.os | .id + " " + ((if (.debian_version | test("^[0-9.]+$")) then .debian_version else .version_id end | split(".")) as $v | "\($v[0]) \($v[1] // "0")")' <<<"$FACTS")" \
     "$(jq -r '.os_version | "\(.distro) \(.major) \(.minor)"' <<<"$view")"
+  check_eq "XAPI host_name is the guest's host name (and domain)" \
+    "$(jq -r 'if (.hostname | contains(".")) or .domain == "" then .hostname else .hostname + "." + .domain end' <<<"$FACTS")" \
+    "$(jq -r '.netbios_name.host_name' <<<"$view")"
   # only data/, attr/, control/feature-balloon (and the harness's xenvm/) are written
   new=$(xenstore-ls -f "$XS_HOME" | sed -n 's/ = .*//p' | grep -vxF -f <(echo "$PATHS_BEFORE") |
         sed "s#^$XS_HOME/##" | grep -v -E '^(data|attr)(/|$)|^control/feature-balloon$|^xenvm(/|$)')

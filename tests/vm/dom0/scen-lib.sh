@@ -21,6 +21,8 @@ facts_parse() {
       | { uname: $o.uname, sysname: $o.sysname,
           os: {id: $o.id, pretty: $o.pretty, version_id: $o.version_id, debian_version: $o.debian_version},
           mem_total: ($o.mem_total | tonumber), mem_avail: ($o.mem_avail | tonumber),
+          hostname: ($o.hostname // ""), domain: ($o.domain // ""),
+          guest_type: ($o.guest_type // ""), pv_net: ($o.pv_net // "0"), pv_block: ($o.pv_block // "0"),
           vifs: ($kv | map(select(.k == "vif") | .v | split(" ") | {(.[0]): .[1]}) | add // {}),
           addr: ($o.addr | fromjson) }' <<<"$f" 2>&1) ||
     { echo "facts: cannot get the guest's facts: $f" >&2; return 1; }

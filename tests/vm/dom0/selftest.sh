@@ -5,11 +5,11 @@
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 fails=0 passes=0
-facts='{"uname":"6.1.0-56-amd64","sysname":"Linux","os":{"id":"debian","pretty":"Debian GNU/Linux 12 (bookworm)","version_id":"12","debian_version":"12.11"},"mem_total":210376,"mem_avail":173404,"vifs":{"eth0":"0"},"addr":[
+facts='{"uname":"6.1.0-56-amd64","sysname":"Linux","os":{"id":"debian","pretty":"Debian GNU/Linux 12 (bookworm)","version_id":"12","debian_version":"12.11"},"mem_total":210376,"mem_avail":173404,"hostname":"xga-pv","domain":"lab.example","guest_type":"PV","pv_net":"1","pv_block":"1","vifs":{"eth0":"0"},"addr":[
  {"ifindex":1,"ifname":"lo","link_type":"loopback","address":"00:00:00:00:00:00","addr_info":[{"family":"inet","local":"127.0.0.1","prefixlen":8},{"family":"inet6","local":"::1","prefixlen":128}]},
  {"ifindex":2,"ifname":"eth0","link_type":"ether","address":"00:16:3e:5e:00:01","addr_info":[{"family":"inet","local":"192.168.77.2","prefixlen":24},{"family":"inet","local":"10.0.0.9","prefixlen":8},{"family":"inet6","local":"fd00::1","prefixlen":64,"tentative":true},{"family":"inet6","local":"fe80::216:3eff:fe5e:1","prefixlen":64}]}]}'
 std='{"data":"","data/os_distro":"debian","data/os_name":"Debian GNU/Linux 12 (bookworm)","data/os_majorver":"12","data/os_minorver":"11",
- "data/os_uname":"6.1.0-56-amd64","data/meminfo_total":"210376","data/meminfo_free":"173000","data/updated":"Sat Nov 21 08:51:29 2026",
+ "data/os_uname":"6.1.0-56-amd64","data/host_name_dns":"xga-pv","data/domain":"lab.example","attr/xen-guest-agent/host-name":"xga-pv.lab.example","data/meminfo_total":"210376","data/meminfo_free":"173000","data/updated":"Sat Nov 21 08:51:29 2026",
  "attr":"","attr/PVAddons":"","attr/PVAddons/Installed":"1","attr/PVAddons/MajorVersion":"1","attr/PVAddons/MinorVersion":"0",
  "attr/PVAddons/MicroVersion":"0","attr/PVAddons/BuildVersion":"0","attr/vif":"","attr/vif/0":"","attr/vif/0/name":"eth0",
  "attr/vif/0/mac":"","attr/vif/0/mac/0":"00:16:3e:5e:00:01","attr/vif/0/ipv4":"","attr/vif/0/ipv4/0":"192.168.77.2",
@@ -17,7 +17,8 @@ std='{"data":"","data/os_distro":"debian","data/os_name":"Debian GNU/Linux 12 (b
  "control/shutdown":"","control/feature-poweroff":"1"}'
 rfc='{"data":"","data/xen-guest-agent/schema":"1.0.0","data/xen-guest-agent/version":"1.0.0","data/os/name":"Debian GNU/Linux 12 (bookworm)",
  "data/os/distro":"debian","data/os/version":"12.11","data/os/class":"unix","data/os/unix/kernel-name":"Linux",
- "data/os/unix/kernel-version":"6.1.0-56-amd64","data/memory/total-kib":"210376","data/memory/available-kib":"173000",
+ "data/os/unix/kernel-version":"6.1.0-56-amd64","data/os/host-name":"xga-pv","data/os/domain":"lab.example",
+ "data/virtualization/mode":"pv","data/virtualization/pv-drivers/net":"1","data/virtualization/pv-drivers/block":"1","data/memory/total-kib":"210376","data/memory/available-kib":"173000",
  "data/net/2/name":"eth0","data/net/2/mac":"00:16:3e:5e:00:01","data/net/2/kind":"vif","data/net/2/vif":"0",
  "data/net/2/ipv4/192_168_77_2":"192.168.77.2/24","data/net/2/ipv4/10_0_0_9":"10.0.0.9/8",
  "data/net/2/ipv6/fe80__216_3eff_fe5e_1":"fe80::216:3eff:fe5e:1/64","data/updated":"x","attr":""}'
@@ -59,12 +60,33 @@ expect "std: feature-balloon pre-created"   std '."control/feature-balloon" = "1
 expect "std: feature-balloon not written"   std '."control/feature-balloon" = ""' 'feature-balloon: expected "1"' 32 1
 expect "std: cap 1, one published"          std 'del(."attr/vif/0/ipv4/1")' '' 1
 expect "std: cap 1, two published"          std . 'expected 1 addresses' 1
+expect "std: wrong host name"               std '."data/host_name_dns" = "xga-pv.lab.example"' 'node data/host_name_dns: expected "xga-pv"'
+expect "std: domain missing"                std 'del(."data/domain")' 'data/domain.*absent'
+expect "std: host name signal stale"        std '."attr/xen-guest-agent/host-name" = "old"' 'attr/xen-guest-agent/host-name: expected "xga-pv.lab.example"'
+expect "std: mode written (rfc only)"       std '."data/virtualization/mode" = "pv"' 'unexpected node data/virtualization/mode'
 expect "rfc: the right tree"                rfc . ''
+expect "rfc: wrong host name"               rfc '."data/os/host-name" = "other"' 'node data/os/host-name: expected "xga-pv"'
+expect "rfc: a domain the guest lacks"      rfc '."data/os/domain" = "x.example"' 'node data/os/domain: expected "lab.example"'
+expect "rfc: wrong mode"                    rfc '."data/virtualization/mode" = "hvm"' 'virtualization/mode: expected "pv"'
+expect "rfc: PV block driver missing"       rfc 'del(."data/virtualization/pv-drivers/block")' 'pv-drivers/block.*absent'
 expect "rfc: missing schema version"        rfc 'del(."data/xen-guest-agent/schema")' 'schema.*absent'
 expect "rfc: address with a value"          rfc '."data/net/2/ipv4/10_0_0_9" = ""' 'stale empty node|expected "10.0.0.9/8"'
 expect "rfc: not leaves only"               rfc '."data/net/2" = "eth0"' 'has children'
 expect "rfc: std nodes written"             rfc '."attr/vif/0/ipv4/0" = "192.168.77.2"' 'rfc writes below data/ only'
 expect "rfc: gone address left"             rfc '."data/net/2/ipv4/10_9_9_9" = "10.9.9.9/8"' 'unexpected node data/net/2/ipv4/10_9_9_9'
+# A short host name without a domain, a kernel that tells no mode.
+full_facts=$facts
+facts=$(jq -c '.hostname = "xga-pvh" | .domain = "" | .guest_type = ""' <<<"$full_facts")
+std=$(jq -c '."data/host_name_dns" = "xga-pvh" | del(."data/domain") | ."attr/xen-guest-agent/host-name" = "xga-pvh"' <<<"$std")
+rfc=$(jq -c '."data/os/host-name" = "xga-pvh" | del(."data/os/domain") | with_entries(select(.key | startswith("data/virtualization") | not))' <<<"$rfc")
+expect "std: short name, no domain"         std . ''
+expect "std: a domain the guest lacks"      std '."data/domain" = "lab.example"' 'unexpected node data/domain'
+expect "rfc: short name, no mode"           rfc . ''
+expect "rfc: a mode the kernel did not tell" rfc '."data/virtualization/mode" = "pvh"' 'unexpected node data/virtualization/mode'
+# A fully qualified kernel host name: split at its first dot.
+facts=$(jq -c '.hostname = "vm-42.lab.example" | .domain = ""' <<<"$full_facts")
+expect "std: FQDN split"                    std '."data/host_name_dns" = "vm-42" | ."data/domain" = "lab.example" | ."attr/xen-guest-agent/host-name" = "vm-42.lab.example"' ''
+facts=$full_facts
 view=$(jq -c -f "$HERE/xapi.jq" <<<"$std")
 if [ "$(jq -r '.networks["0/ip"] + " " + .PV_drivers_version.micro' <<<"$view")" = "192.168.77.2 0" ]; then echo "ok   xapi: 0/ip, micro"; passes=$((passes+1))
 else echo "FAIL xapi: $view"; fails=$((fails+1)); fi
@@ -72,5 +94,10 @@ view=$(jq -c 'del(."attr/PVAddons/MicroVersion") | ."attr/vif/0/ipv6/x" = "fe80:
 if [ "$(jq -r '[.networks | keys[] | select(startswith("0/"))] | length | tostring + " " + (input.PV_drivers_version.micro)' <<<"$view $view")" = "0 -1" ]; then
   echo "ok   xapi: a non-integer slot drops the VIF's addresses, micro -1 when missing"; passes=$((passes+1))
 else echo "FAIL xapi: $view"; fails=$((fails+1)); fi
+view=$(jq -c -f "$HERE/xapi.jq" <<<"$std")
+if [ "$(jq -r '.netbios_name.host_name' <<<"$view")" = xga-pvh ] &&
+   [ "$(jq -c '."data/domain" = "lab.example"' <<<"$std" | jq -r -f "$HERE/xapi.jq" | jq -r '.netbios_name.host_name')" = xga-pvh.lab.example ]; then
+  echo "ok   xapi: host_name, with the domain when there is one"; passes=$((passes+1))
+else echo "FAIL xapi host_name: $view"; fails=$((fails+1)); fi
 echo "checks self-test: $passes passed, $fails failed"
 exit $((fails > 0))

@@ -11,6 +11,7 @@ include "common";
 . as $t
 | ($facts.os | if (.debian_version | test("^[0-9]+(\\.[0-9]+)*$")) then .debian_version else .version_id end | split(".")) as $osv
 | ($ver | split(".")) as $v
+| host_name($facts) as $hn
 | ({
     "data/os_distro": $facts.os.id,
     "data/os_name": $facts.os.pretty,
@@ -22,7 +23,9 @@ include "common";
     "attr/PVAddons/MajorVersion": $v[0],
     "attr/PVAddons/MinorVersion": $v[1],
     "attr/PVAddons/MicroVersion": $v[2]
-  } + ([ $facts.vifs | to_entries[] | .key as $ifn | .value as $id
+  } + node("data/host_name_dns"; $hn.host) + node("data/domain"; $hn.domain)
+    + node("attr/xen-guest-agent/host-name"; if $hn.domain == "" then $hn.host else "\($hn.host).\($hn.domain)" end)
+    + ([ $facts.vifs | to_entries[] | .key as $ifn | .value as $id
          | ($facts.addr[] | select(.ifname == $ifn)) as $l
          | {("attr/vif/\($id)/name"): $ifn, ("attr/vif/\($id)/mac/0"): $l.address} ] | add // {})
   ) as $exact

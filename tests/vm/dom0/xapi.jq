@@ -1,6 +1,6 @@
 # What XAPI would show (VM_guest_metrics) from the std nodes, the way
 # ocaml/xapi/xapi_guest_agent.ml derives it. Input: {relpath: value}.
-# Output: {os_version, PV_drivers_version, networks, other}.
+# Output: {os_version, PV_drivers_version, networks, netbios_name, other}.
 . as $t
 | def slots($p): [ $t | keys[] | select(startswith($p + "/")) | ltrimstr($p + "/") | select(contains("/") | not) ];
   def isint: test("^[0-9]+$");
@@ -21,5 +21,9 @@
                    + ([ $v4n[] | {("\($id)/ipv4/\(.)"): $t["attr/vif/\($id)/ipv4/\(.)"]} ] | add // {})
                    + ([ $v6n[] | {("\($id)/ipv6/\(.)"): $t["attr/vif/\($id)/ipv6/\(.)"]} ] | add // {})
                ] | add // {}),
+    # host_name: data/host_name_dns, "." + data/domain when it exists
+    netbios_name: (if $t["data/host_name_dns"] then
+                     {host_name: ($t["data/host_name_dns"] + (if $t["data/domain"] then "." + $t["data/domain"] else "" end))}
+                   else {} end),
     other: ([ $t | to_entries[] | select(.key | test("^control/[^/]+$")) | {(.key | ltrimstr("control/")): .value} ] | add // {})
   }

@@ -52,6 +52,8 @@ pub fn guest(ifaces: Vec<Interface>) -> Guest {
             total_kib: 2_000_000,
             available_kib: 1_500_000,
         }),
+        host_name: None,
+        mode: None,
         interfaces: ifaces.into_iter().map(|i| (i.link.index, i)).collect(),
     }
 }

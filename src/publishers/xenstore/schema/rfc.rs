@@ -95,7 +95,13 @@ impl Schema for Rfc {
     }
 
     fn owned(&self) -> &'static [&'static str] {
-        &["data/xen-guest-agent", "data/os", "data/memory", "data/net"]
+        &[
+            "data/xen-guest-agent",
+            "data/os",
+            "data/virtualization",
+            "data/memory",
+            "data/net",
+        ]
     }
 
     /// Seeds the published address sets from `data/net/<index>/ipv{4,6}/<key>`,
@@ -139,6 +145,26 @@ impl Schema for Rfc {
         if let Some(kernel) = &guest.kernel {
             put(&mut nodes, "data/os/unix/kernel-name", &kernel.sysname);
             put(&mut nodes, "data/os/unix/kernel-version", &kernel.release);
+        }
+        if let Some(h) = &guest.host_name {
+            put(&mut nodes, "data/os/host-name", &h.host);
+            if let Some(domain) = &h.domain {
+                put(&mut nodes, "data/os/domain", domain);
+            }
+        }
+        if let Some(m) = &guest.mode {
+            put(&mut nodes, "data/virtualization/mode", m.mode.name());
+            let bit = |b: bool| if b { "1" } else { "0" };
+            put(
+                &mut nodes,
+                "data/virtualization/pv-drivers/net",
+                bit(m.pv_net),
+            );
+            put(
+                &mut nodes,
+                "data/virtualization/pv-drivers/block",
+                bit(m.pv_block),
+            );
         }
         if let Some(memory) = &guest.memory {
             put(

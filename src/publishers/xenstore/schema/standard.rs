@@ -66,6 +66,11 @@ const PV_ADDONS: [(&str, &str); 5] = [
     ("attr/PVAddons/BuildVersion", BUILD_VERSION),
 ];
 
+/// The node under `attr/` (watched by xenopsd) that carries the fully
+/// qualified host name, so that XAPI re-reads `data/host_name_dns` and
+/// `data/domain` when they change.
+pub const HOST_NAME_SIGNAL: &str = "attr/xen-guest-agent/host-name";
+
 /// Highest slot number `adopt` believes (what no cap allows is garbage).
 const SLOT_LIMIT: usize = 1024;
 
@@ -164,7 +169,10 @@ impl Schema for Standard {
             "data/os_uname",
             "data/meminfo_total",
             "data/meminfo_free",
+            "data/host_name_dns",
+            "data/domain",
             "attr/PVAddons",
+            "attr/xen-guest-agent",
             "attr/vif",
             "xenserver/attr/net-sriov-vf",
         ]
@@ -224,6 +232,18 @@ impl Schema for Standard {
             let free = memory.available_kib.to_string();
             put(&mut nodes, "data/meminfo_total", &total);
             put(&mut nodes, "data/meminfo_free", &free);
+        }
+        if let Some(h) = &guest.host_name {
+            put(&mut nodes, "data/host_name_dns", &h.host);
+            if let Some(domain) = &h.domain {
+                put(&mut nodes, "data/domain", domain);
+            }
+            // xenopsd reads `data/` but does not watch it: a changed host
+            // name reaches XAPI only with an event on a watched path. This
+            // node, under the watched `attr/` (in the agent's own subtree,
+            // which no toolstack reads), changes with the name, in the same
+            // transaction (`data` is written before `attr`).
+            put(&mut nodes, HOST_NAME_SIGNAL, &h.fqdn());
         }
         for (path, value) in PV_ADDONS {
             put(&mut nodes, path, value);

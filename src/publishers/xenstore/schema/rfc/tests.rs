@@ -71,6 +71,8 @@ fn sample() -> Guest {
             total_kib: 2_000_000,
             available_kib: 1_500_000,
         }),
+        host_name: None,
+        mode: None,
         interfaces: ifaces.into_iter().map(|i| (i.link.index, i)).collect(),
     }
 }
@@ -299,4 +301,33 @@ fn adopt_ignores_garbage_which_the_plan_removes() {
         path: "data/net/3/ipv4/10_0_0_2".into(),
         value: "10.0.0.2/24".into()
     }));
+}
+
+#[test]
+fn host_name_and_mode_nodes() {
+    use crate::state::{GuestMode, HostName, VirtMode};
+    let mut g = sample();
+    g.host_name = Some(HostName {
+        host: "vm-42".into(),
+        domain: Some("lab.example".into()),
+    });
+    g.mode = Some(GuestMode {
+        mode: VirtMode::Hvm,
+        pv_net: true,
+        pv_block: false,
+    });
+    let mut s = Rfc::new();
+    let nodes = s.render(&g, &ctx());
+    assert_eq!(nodes["data/os/host-name"], "vm-42");
+    assert_eq!(nodes["data/os/domain"], "lab.example");
+    assert_eq!(nodes["data/virtualization/mode"], "hvm");
+    assert_eq!(nodes["data/virtualization/pv-drivers/net"], "1");
+    assert_eq!(nodes["data/virtualization/pv-drivers/block"], "0");
+    assert!(s.owned().contains(&"data/virtualization"));
+
+    g.host_name.as_mut().unwrap().domain = None;
+    g.mode = None;
+    let nodes = s.render(&g, &ctx());
+    assert!(!nodes.contains_key("data/os/domain"));
+    assert!(!nodes.keys().any(|k| k.starts_with("data/virtualization")));
 }

@@ -514,3 +514,40 @@ fn owned_excludes_what_dom0_or_the_publisher_owns() {
     assert!(!s.owned().contains(&"data/updated"));
     assert!(s.owned().iter().all(|o| valid_path(o)));
 }
+
+#[test]
+fn the_host_name_is_what_xapi_reads_and_a_watched_node_signals_it() {
+    let mut g = guest(vec![]);
+    g.host_name = Some(crate::state::HostName {
+        host: "vm-42".into(),
+        domain: Some("lab.example".into()),
+    });
+    let nodes = Standard::new().render(&g, &ctx());
+    assert_eq!(nodes["data/host_name_dns"], "vm-42");
+    assert_eq!(nodes["data/domain"], "lab.example");
+    assert_eq!(nodes["attr/xen-guest-agent/host-name"], "vm-42.lab.example");
+
+    // A short name without a known domain: no data/domain at all (XAPI
+    // then takes the host name alone).
+    g.host_name = Some(crate::state::HostName {
+        host: "vm-42".into(),
+        domain: None,
+    });
+    let mut s = Standard::new();
+    let nodes = s.render(&g, &ctx());
+    assert_eq!(nodes["data/host_name_dns"], "vm-42");
+    assert!(!nodes.contains_key("data/domain"));
+    assert_eq!(nodes["attr/xen-guest-agent/host-name"], "vm-42");
+    // Both are owned: a stale domain left by a previous run is removed.
+    assert!(s.owned().contains(&"data/domain"));
+    assert!(s.owned().contains(&"attr/xen-guest-agent"));
+
+    // The mode is not in std: dom0 knows the domain's type.
+    g.mode = Some(crate::state::GuestMode {
+        mode: crate::state::VirtMode::Hvm,
+        pv_net: true,
+        pv_block: true,
+    });
+    let with_mode = Standard::new().render(&g, &ctx());
+    assert_eq!(with_mode, nodes);
+}
