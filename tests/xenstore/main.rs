@@ -318,8 +318,6 @@ fn a_new_domain_after_resume_gets_everything_again() {
     t.wait_tree(&expected, WAIT);
     // Save/restore or migration: a fresh domain, the watches fire once.
     t.xs.reset_ops();
-    // (The new domain starts empty, but the agent may have written into
-    // it already: nothing to check here.)
     t.xs.new_domain(9);
     t.wait_tree(&expected, WAIT);
     agent.wait_log("publishing everything again", WAIT);
