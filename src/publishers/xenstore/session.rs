@@ -64,8 +64,11 @@ pub struct Session {
     written: Nodes,
     /// What `data/updated` holds, as far as the agent knows.
     canary: Option<String>,
-    /// Nodes xenstored refused us (`EACCES`): not tried again in this
-    /// domain.
+    /// The last stamp of `data/updated` was refused (quota): an absent
+    /// canary cannot tell this tree from a new domain's empty one.
+    stamp_missing: bool,
+    /// Nodes xenstored refused us (`EACCES`): not tried again before the
+    /// next reconciliation.
     denied: BTreeSet<String>,
     /// Nodes whose trouble was logged already.
     noted: BTreeSet<String>,
@@ -102,6 +105,7 @@ impl Session {
             ctx,
             written: Nodes::new(),
             canary: None,
+            stamp_missing: false,
             denied: BTreeSet::new(),
             noted: BTreeSet::new(),
             clock: timestamp,
@@ -220,14 +224,14 @@ impl Session {
         if tree {
             intact = match answers.next() {
                 Some(Ok(Reply::Value(v))) => self.canary.as_ref() == Some(&v),
-                Some(Err(Errno::ENOENT)) => self.canary.is_none(),
+                Some(Err(Errno::ENOENT)) => self.canary.is_none() && !self.stamp_missing,
                 other => {
                     log::debug!("cannot read {UPDATED}: {other:?}");
                     true
                 }
             };
             if !intact {
-                self.new_domain();
+                self.mismatch();
             }
         }
         let mut sriov_changed = false;
@@ -417,8 +421,9 @@ impl Session {
             Some(Ok(Reply::Value(v))) => Some(v),
             _ => None,
         };
-        if canary != expected {
-            self.new_domain();
+        // (A reconciliation, which reads everything back, needs no canary.)
+        if canary != expected || (!full && self.stamp_missing) {
+            self.mismatch();
             return self.abort(tx, Outcome::Mismatch).await;
         }
 
@@ -487,6 +492,7 @@ impl Session {
         }
         let stamped = matches!(stamp_answer, Some(Ok(_)));
         if let Some(Err(e)) = stamp_answer {
+            refused = true;
             self.note(log::Level::Warn, UPDATED, &format!("refused ({e})"));
         }
         match end {
@@ -496,6 +502,9 @@ impl Session {
                     self.deny(path);
                 }
                 self.written = base;
+                if stamp.is_some() {
+                    self.stamp_missing = !stamped;
+                }
                 self.canary = if stamped { stamp } else { expected };
                 self.refusal_logged = false;
                 Outcome::Committed { refused }
@@ -560,6 +569,18 @@ impl Session {
     fn back(&mut self) {
         if std::mem::take(&mut self.down_logged) {
             log::info!("xenstore connection is back: everything is published again");
+        }
+    }
+
+    /// The tree under us may not be the one we wrote: a new domain, or
+    /// one that cannot be told from it (`data/updated` was refused).
+    fn mismatch(&mut self) {
+        if self.stamp_missing {
+            log::debug!("{UPDATED} could not be written last time: reconciling");
+            self.written.clear();
+            self.denied.clear();
+        } else {
+            self.new_domain();
         }
     }
 

@@ -346,6 +346,48 @@ async fn a_node_over_the_quota_is_skipped_and_tried_again() {
 }
 
 #[tokio::test]
+async fn a_tree_whose_data_updated_was_refused_is_not_taken_for_an_empty_one() {
+    // data/updated refused (quota): the canary cannot tell this tree from
+    // a new domain's empty one, so neither a check nor a change set may
+    // take one for the other (the hour-long soak: two new domains in a
+    // row left the second one with a partial tree).
+    let m = Memory::default();
+    m.lock().faults.over_quota.push("data/updated".into());
+    let mut s = std_session(&m);
+    let g = guest(500, &["10.0.0.1"]);
+    assert_eq!(s.connect().await, Outcome::Connected);
+    assert_eq!(s.reconcile(&g).await, Outcome::Committed { refused: true });
+    assert!(!tree(&m).contains_key("data/updated"));
+    let empty = |m: &Memory| {
+        let mut inner = m.lock();
+        inner.tree.clear();
+        inner.faults.over_quota.clear();
+    };
+    empty(&m);
+    assert!(matches!(
+        s.check(true, false).await,
+        Outcome::Checked { intact: false, .. }
+    ));
+    assert_eq!(s.reconcile(&g).await, Outcome::Committed { refused: false });
+    assert_eq!(tree(&m), std_tree(&g, "T"));
+
+    // The same with a change set first.
+    m.lock().faults.over_quota.push("data/updated".into());
+    let changed = guest(400, &["10.0.0.1"]);
+    s.set_clock(stamp2);
+    assert_eq!(
+        s.publish(&changed).await,
+        Outcome::Committed { refused: true }
+    );
+    empty(&m);
+    assert_eq!(
+        s.publish(&guest(300, &["10.0.0.1"])).await,
+        Outcome::Mismatch
+    );
+    assert!(tree(&m).is_empty(), "a partial tree: {:?}", tree(&m));
+}
+
+#[tokio::test]
 async fn data_updated_is_not_rewritten_within_the_same_second() {
     let m = Memory::default();
     let mut s = std_session(&m);
