@@ -26,9 +26,9 @@
 #   portable      boots portable (PV) and portable-pvh (PVH), and the rfc
 #                 boot: the portable package's binary in guests without
 #                 libxenstore (checked: none in the guest, the native
-#                 backend logged, one thread), then std, net and
-#                 save-restore (PV), std (PVH) and rfc as the default
-#                 binary has them
+#                 backend logged, one thread), then std and net (and
+#                 save-restore when asked) (PV), std (PVH) and rfc as the
+#                 default binary has them (Debian 11 saves and restores it)
 # Systemd guests, booted from a Debian root on a Xen PV disk (the package
 # installed with apt, started by its maintainer scripts under its unit):
 #   deb12         boot deb12 (PV, Debian 12): the package's whole life
