@@ -537,46 +537,36 @@ impl State {
         let mut changes = Vec::new();
         for key in dirty.drain(..) {
             match key {
-                Key::Os => {
-                    if self.current.os != self.published.os {
-                        if let Some(os) = &self.current.os {
-                            changes.push(Change::Os(os.clone()));
-                        }
-                        self.published.os = self.current.os.clone();
-                    }
-                }
-                Key::Kernel => {
-                    if self.current.kernel != self.published.kernel {
-                        if let Some(k) = &self.current.kernel {
-                            changes.push(Change::Kernel(k.clone()));
-                        }
-                        self.published.kernel = self.current.kernel.clone();
-                    }
-                }
-                Key::Memory => {
-                    if self.current.memory != self.published.memory {
-                        if let Some(m) = self.current.memory {
-                            changes.push(Change::Memory(m));
-                        }
-                        self.published.memory = self.current.memory;
-                    }
-                }
-                Key::HostName => {
-                    if self.current.host_name != self.published.host_name {
-                        if let Some(h) = &self.current.host_name {
-                            changes.push(Change::HostName(h.clone()));
-                        }
-                        self.published.host_name = self.current.host_name.clone();
-                    }
-                }
-                Key::Mode => {
-                    if self.current.mode != self.published.mode {
-                        if let Some(m) = self.current.mode {
-                            changes.push(Change::Mode(m));
-                        }
-                        self.published.mode = self.current.mode;
-                    }
-                }
+                Key::Os => follow(
+                    &self.current.os,
+                    &mut self.published.os,
+                    &mut changes,
+                    Change::Os,
+                ),
+                Key::Kernel => follow(
+                    &self.current.kernel,
+                    &mut self.published.kernel,
+                    &mut changes,
+                    Change::Kernel,
+                ),
+                Key::Memory => follow(
+                    &self.current.memory,
+                    &mut self.published.memory,
+                    &mut changes,
+                    Change::Memory,
+                ),
+                Key::HostName => follow(
+                    &self.current.host_name,
+                    &mut self.published.host_name,
+                    &mut changes,
+                    Change::HostName,
+                ),
+                Key::Mode => follow(
+                    &self.current.mode,
+                    &mut self.published.mode,
+                    &mut changes,
+                    Change::Mode,
+                ),
                 Key::Link(index) => {
                     let now = self.current.interfaces.get(&index).map(|i| &i.link);
                     let then = self.published.interfaces.get(&index).map(|i| &i.link);
@@ -693,6 +683,22 @@ fn reading_order(change: &Change) -> u8 {
         Change::AddressRemoved { .. } => 2,
         Change::AddressAdded { .. } | Change::AddressChanged { .. } => 3,
         Change::LinkRemoved(_) => 4,
+    }
+}
+
+/// `published` catches up with `current`, and `changes` says so when it
+/// moved to a value (a fact that went is not a change dom0 is told of).
+fn follow<T: Clone + PartialEq>(
+    current: &Option<T>,
+    published: &mut Option<T>,
+    changes: &mut Vec<Change>,
+    change: fn(T) -> Change,
+) {
+    if current != published {
+        if let Some(v) = current {
+            changes.push(change(v.clone()));
+        }
+        published.clone_from(current);
     }
 }
 
