@@ -1117,7 +1117,18 @@ impl Soak {
             .dirs
             .iter()
             .filter_map(|(dir, spec)| {
-                let shown = seen.shown.get(dir)?.clone();
+                let mut shown = seen.shown.get(dir)?.clone();
+                // Reportable addresses left out though the cap had room:
+                // refused writes (the check accepted their absence).
+                if shown.by_key.len() < spec.present.len().min(self.opts.cap) {
+                    let ips: BTreeSet<std::net::IpAddr> = shown.by_key.values().copied().collect();
+                    shown.hidden = spec
+                        .present
+                        .keys()
+                        .filter(|a| !ips.contains(a))
+                        .copied()
+                        .collect();
+                }
                 Some((
                     dir.clone(),
                     Before {

@@ -169,6 +169,10 @@ pub struct AddrDir {
     pub present: BTreeMap<IpAddr, u8>,
     /// The primary IPv4 that must hold slot 0 whenever it is free.
     pub primary: Option<IpAddr>,
+    /// The own primary IPv4 of each interface of the chain (std: a VIF's
+    /// and its bridge's): the one that held slot 0's claim may change
+    /// within a period.
+    pub link_primaries: std::collections::BTreeSet<IpAddr>,
     /// Interface indices whose addresses the directory shows.
     pub chain: Vec<u32>,
 }
@@ -299,6 +303,15 @@ fn std_tree(kernel: &Kernel, host: &Host, dom0: &Dom0, opts: &Options) -> Expect
                     .find(|p| present.contains_key(p)),
                 Family::V6 => None,
             };
+            let link_primaries = match family {
+                Family::V4 => chains
+                    .iter()
+                    .flatten()
+                    .filter_map(|l| l.primary_ipv4())
+                    .filter(|p| present.contains_key(p))
+                    .collect(),
+                Family::V6 => Default::default(),
+            };
             let mut chain: Vec<u32> = chains.iter().flatten().map(|l| l.index).collect();
             chain.sort_unstable();
             chain.dedup();
@@ -309,6 +322,7 @@ fn std_tree(kernel: &Kernel, host: &Host, dom0: &Dom0, opts: &Options) -> Expect
                     keyed: false,
                     present,
                     primary,
+                    link_primaries,
                     chain,
                 },
             );
@@ -398,6 +412,7 @@ fn rfc_tree(kernel: &Kernel, host: &Host, dom0: &Dom0) -> Expected {
                     primary: (family == Family::V4)
                         .then(|| link.primary_ipv4())
                         .flatten(),
+                    link_primaries: Default::default(),
                     chain: vec![link.index],
                 },
             );

@@ -155,6 +155,7 @@ mod tests {
                 keyed: false,
                 present: [("10.0.0.2".parse().unwrap(), 16)].into(),
                 primary: Some("10.0.0.2".parse().unwrap()),
+                link_primaries: Default::default(),
                 chain: vec![2],
             },
         );
