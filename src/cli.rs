@@ -65,6 +65,30 @@ pub enum Network {
     None,
 }
 
+/// Which mounted filesystems are reported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Filesystems {
+    /// Those that store data on a device (ext4, xfs, btrfs...): what the
+    /// guest's disks hold.
+    Disks,
+    /// Also memory filesystems (tmpfs, ramfs): every local one, as `df -l`.
+    Local,
+    /// None: do not collect filesystems.
+    None,
+}
+
+impl Filesystems {
+    /// What the collector is asked for, or nothing.
+    pub fn which(self) -> Option<crate::collectors::fs::Which> {
+        use crate::collectors::fs::Which;
+        match self {
+            Filesystems::Disks => Some(Which::Disks),
+            Filesystems::Local => Some(Which::Local),
+            Filesystems::None => None,
+        }
+    }
+}
+
 impl Network {
     /// The best collector compiled in.
     pub fn default_choice() -> Self {
@@ -190,6 +214,16 @@ pub struct Cli {
     #[arg(long, value_name = "N", default_value = "32", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub max_addresses: u32,
 
+    /// Mounted filesystems to report with their space (never network or
+    /// FUSE ones, whose statvfs can block; never proc, sysfs, overlay...).
+    #[arg(long, value_enum, default_value = "disks")]
+    pub filesystems: Filesystems,
+
+    /// Most filesystems published (xenstore has a per-domain node quota);
+    /// the rest are logged once and skipped.
+    #[arg(long, value_name = "N", default_value = "16", value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub max_filesystems: u32,
+
     /// Do not write control/feature-balloon (for guests without a balloon
     /// driver: its presence tells squeezed it may balloon the guest).
     #[arg(long)]
@@ -261,6 +295,7 @@ impl Cli {
                     ("dry_run", "--dry-run"),
                     ("schema", "--schema"),
                     ("max_addresses", "--max-addresses"),
+                    ("max_filesystems", "--max-filesystems"),
                     ("no_feature_balloon", "--no-feature-balloon"),
                     #[cfg(feature = "xenstore")]
                     ("xenstore_backend", "--xenstore-backend"),
@@ -283,6 +318,12 @@ impl Cli {
             refuse(
                 &[("format", "--format")],
                 "to the stdout publisher (--publisher stdout; --dry-run prints xenstore operations)",
+            )?;
+        }
+        if self.filesystems == Filesystems::None {
+            refuse(
+                &[("max_filesystems", "--max-filesystems")],
+                "when filesystems are reported (--filesystems disks or local)",
             )?;
         }
         #[cfg(feature = "net_pnet")]

@@ -61,6 +61,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
         #[cfg(feature = "net_pnet")]
         poll_interval: cli.poll_interval,
         network: cli.network,
+        filesystems: cli.filesystems.which(),
         sysfs: cli.sysfs.clone(),
         oneshot: cli.oneshot,
     };

@@ -108,6 +108,26 @@ pub struct GuestMode {
     pub pv_block: bool,
 }
 
+/// A mounted filesystem that stores data, with its space as `statvfs(3)`
+/// reports it (the figures `df` shows).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Filesystem {
+    /// Where it is mounted, as the mount table has it (the key: one
+    /// filesystem per mount point).
+    pub mount_point: String,
+    /// Filesystem type (`ext4`, `xfs`, `btrfs`...).
+    pub fstype: String,
+    /// What is mounted: the device (`/dev/xvda1`) or the source the mount
+    /// table names.
+    pub device: String,
+    /// Size in bytes.
+    pub total_bytes: u64,
+    /// Bytes in use.
+    pub used_bytes: u64,
+    /// Bytes available to unprivileged users (`df`'s "Avail").
+    pub available_bytes: u64,
+}
+
 /// What an interface is, in Xen's terms. Decided by the collector from what
 /// the kernel says about the device, never from the interface name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -247,6 +267,9 @@ pub struct Guest {
     /// Virtualisation mode, once detected (never on a kernel that does not
     /// tell it).
     pub mode: Option<GuestMode>,
+    /// Mounted filesystems by mount point (empty until reported, or when
+    /// not collected).
+    pub filesystems: BTreeMap<String, Filesystem>,
     /// Network interfaces by index.
     pub interfaces: BTreeMap<u32, Interface>,
 }
@@ -264,6 +287,10 @@ pub enum Event {
     HostName(HostName),
     /// The virtualisation mode.
     Mode(GuestMode),
+    /// The complete set of mounted filesystems with their space, replacing
+    /// what was known: at start, after a mount or an unmount, and at every
+    /// sample of free space.
+    Filesystems(Vec<Filesystem>),
     /// The complete set of interfaces, replacing what was known: sent at
     /// start, after a loss of sync (netlink overflow), and by polling
     /// collectors on every poll.
@@ -304,6 +331,17 @@ pub enum Change {
     HostName(HostName),
     /// Virtualisation mode (first time or changed).
     Mode(GuestMode),
+    /// A filesystem was mounted (or first reported).
+    FilesystemAdded(Filesystem),
+    /// A mounted filesystem's facts changed (its space, most often).
+    FilesystemChanged {
+        /// As last published.
+        old: Filesystem,
+        /// As now.
+        new: Filesystem,
+    },
+    /// A filesystem was unmounted.
+    FilesystemRemoved(Filesystem),
     /// A new interface.
     LinkAdded(Link),
     /// An interface's link facts changed.
@@ -365,6 +403,7 @@ enum Key {
     Memory,
     HostName,
     Mode,
+    Filesystems,
     Link(u32),
     Addr(u32, IpAddr),
 }
@@ -441,6 +480,16 @@ impl State {
                 if self.current.mode != Some(m) {
                     self.guest().mode = Some(m);
                     self.dirty.push(Key::Mode);
+                }
+            }
+            Event::Filesystems(list) => {
+                let filesystems: BTreeMap<String, Filesystem> = list
+                    .into_iter()
+                    .map(|f| (f.mount_point.clone(), f))
+                    .collect();
+                if self.current.filesystems != filesystems {
+                    self.guest().filesystems = filesystems;
+                    self.dirty.push(Key::Filesystems);
                 }
             }
             Event::Interfaces(list) => {
@@ -567,6 +616,16 @@ impl State {
                     &mut changes,
                     Change::Mode,
                 ),
+                Key::Filesystems => {
+                    diff_filesystems(
+                        &self.current.filesystems,
+                        &self.published.filesystems,
+                        &mut changes,
+                    );
+                    self.published
+                        .filesystems
+                        .clone_from(&self.current.filesystems);
+                }
                 Key::Link(index) => {
                     let now = self.current.interfaces.get(&index).map(|i| &i.link);
                     let then = self.published.interfaces.get(&index).map(|i| &i.link);
@@ -666,8 +725,8 @@ impl State {
     }
 }
 
-/// Where a change goes in a change set: OS, kernel, memory, host name and
-/// mode first, then
+/// Where a change goes in a change set: OS, kernel, memory, host name,
+/// mode and filesystems first, then
 /// link additions and changes (an address's link before the address), then
 /// address removals before additions (a reader applying the lines in order
 /// never holds more than the real set), link removals last (their
@@ -678,11 +737,37 @@ fn reading_order(change: &Change) -> u8 {
         | Change::Kernel(_)
         | Change::Memory(_)
         | Change::HostName(_)
-        | Change::Mode(_) => 0,
+        | Change::Mode(_)
+        | Change::FilesystemAdded(_)
+        | Change::FilesystemChanged { .. }
+        | Change::FilesystemRemoved(_) => 0,
         Change::LinkAdded(_) | Change::LinkChanged { .. } => 1,
         Change::AddressRemoved { .. } => 2,
         Change::AddressAdded { .. } | Change::AddressChanged { .. } => 3,
         Change::LinkRemoved(_) => 4,
+    }
+}
+
+/// The changes from `published` to `current`, by mount point.
+fn diff_filesystems(
+    current: &BTreeMap<String, Filesystem>,
+    published: &BTreeMap<String, Filesystem>,
+    changes: &mut Vec<Change>,
+) {
+    for (mount, old) in published {
+        match current.get(mount) {
+            None => changes.push(Change::FilesystemRemoved(old.clone())),
+            Some(new) if new != old => changes.push(Change::FilesystemChanged {
+                old: old.clone(),
+                new: new.clone(),
+            }),
+            Some(_) => {}
+        }
+    }
+    for (mount, new) in current {
+        if !published.contains_key(mount) {
+            changes.push(Change::FilesystemAdded(new.clone()));
+        }
     }
 }
 

@@ -18,6 +18,7 @@ use futures::Stream;
 use crate::cli::Network;
 use crate::state::Event;
 
+pub mod fs;
 pub mod hostname;
 pub mod kernel;
 pub mod memory;
@@ -40,6 +41,8 @@ pub struct Config {
     pub poll_interval: Duration,
     /// Which network collector to run.
     pub network: Network,
+    /// Which filesystems to report, if any.
+    pub filesystems: Option<fs::Which>,
     /// Root of sysfs, for VIF and bridge identification (Linux).
     pub sysfs: PathBuf,
     /// Report the initial state only, then end.
@@ -48,13 +51,18 @@ pub struct Config {
 
 /// Start every collector the configuration asks for.
 pub fn start(config: &Config) -> Vec<EventStream> {
+    // The memory timer's beat also samples free space.
+    let (beat, heard) = tokio::sync::watch::channel(());
     let mut streams = vec![
         os::stream(),
         kernel::stream(),
-        memory::stream(config.memory_interval, config.oneshot),
+        memory::stream(config.memory_interval, config.oneshot, beat),
         hostname::stream(PathBuf::from("/etc"), config.oneshot),
         mode::stream(config.sysfs.clone()),
     ];
+    if let Some(which) = config.filesystems {
+        streams.push(fs::stream(which, heard, config.oneshot));
+    }
     if let Some(net) = net::stream(config) {
         streams.push(net);
     }

@@ -313,3 +313,50 @@ fn host_name_and_mode_are_reported_once_and_on_change() {
     assert_eq!(fqdn.fqdn(), "vm-42.lab.example");
     assert_eq!(short.fqdn(), "vm-42");
 }
+
+fn fs(at: &str, available: u64) -> Filesystem {
+    Filesystem {
+        mount_point: at.into(),
+        fstype: "ext4".into(),
+        device: "/dev/xvda1".into(),
+        total_bytes: 100,
+        used_bytes: 100 - available,
+        available_bytes: available,
+    }
+}
+
+#[test]
+fn filesystems_are_diffed_by_mount_point() {
+    let mut s = State::new();
+    s.apply(Event::Filesystems(vec![fs("/", 50), fs("/boot", 10)]));
+    assert_eq!(
+        changes(&mut s),
+        [
+            Change::FilesystemAdded(fs("/", 50)),
+            Change::FilesystemAdded(fs("/boot", 10))
+        ]
+    );
+    // The same list again: nothing, and no copy.
+    s.apply(Event::Filesystems(vec![fs("/boot", 10), fs("/", 50)]));
+    assert!(!s.is_dirty());
+    s.apply(Event::Filesystems(vec![fs("/", 40), fs("/data", 1)]));
+    assert_eq!(
+        changes(&mut s),
+        [
+            Change::FilesystemChanged {
+                old: fs("/", 50),
+                new: fs("/", 40)
+            },
+            Change::FilesystemRemoved(fs("/boot", 10)),
+            Change::FilesystemAdded(fs("/data", 1)),
+        ]
+    );
+    // Mounted and unmounted between two publications: nothing.
+    s.apply(Event::Filesystems(vec![
+        fs("/", 40),
+        fs("/data", 1),
+        fs("/x", 1),
+    ]));
+    s.apply(Event::Filesystems(vec![fs("/", 40), fs("/data", 1)]));
+    assert!(s.take_changes().is_none());
+}

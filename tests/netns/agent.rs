@@ -44,6 +44,47 @@ impl Agent {
         Self::start_with(ns, &launcher, extra)
     }
 
+    /// [`Agent::start`] in a mount namespace of its own, private (`unshare
+    /// -m`, which execs it), so that a test can mount and unmount there
+    /// with [`Agent::in_mounts`] and leave the machine's mounts alone.
+    pub fn start_in_own_mounts(ns: &Netns, extra: &[&str]) -> Agent {
+        let launcher = ["unshare", "-m", "--propagation", "private", "--"];
+        let a = Self::start_with(ns, &launcher, extra);
+        // Until the launchers exec'd the agent, the process is in another
+        // mount namespace (`ip netns exec` has one of its own).
+        let exe = std::path::Path::new(env!("CARGO_BIN_EXE_xen-guest-agent"));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::fs::read_link(format!("/proc/{}/exe", a.pid()))
+            .ok()
+            .as_deref()
+            != Some(exe)
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the agent did not start: {}",
+                a.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        a
+    }
+
+    /// Run `command` in the agent's mount namespace (`nsenter -m`); panics
+    /// when it fails.
+    pub fn in_mounts(&self, command: &[&str]) {
+        let out = Command::new("nsenter")
+            .args(["-t", &self.pid().to_string(), "-m", "--"])
+            .args(command)
+            .output()
+            .expect("run nsenter");
+        assert!(
+            out.status.success(),
+            "nsenter -m {command:?}: {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Change the host name in the agent's UTS namespace (`hostname`, that
     /// is `sethostname(2)`, run there with `nsenter`).
     pub fn set_host_name(&self, name: &str) {
@@ -59,15 +100,13 @@ impl Agent {
             .args(["netns", "exec", &ns.name])
             .args(launcher)
             .arg(env!("CARGO_BIN_EXE_xen-guest-agent"))
-            .args([
-                "--publisher",
-                "stdout",
-                "--format",
-                "json",
-                "-s",
-                "--memory-interval",
-                "3600",
-            ])
+            .args(["--publisher", "stdout", "--format", "json", "-s"])
+            // No sampling to speak of, unless the test asks for it.
+            .args(if extra.contains(&"--memory-interval") {
+                &[][..]
+            } else {
+                &["--memory-interval", "3600"][..]
+            })
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -515,3 +515,167 @@ fn a_host_name_change_is_published_within_a_second() {
         );
     }
 }
+
+/// The filesystem collector against a real kernel, in a private mount
+/// namespace of the agent's: mounts, binds and unmounts are published
+/// without any timer (the memory interval, which also samples free space,
+/// is an hour).
+#[test]
+#[ignore = "needs root (network and mount namespaces): tests/run.sh runs it, or run as root with --include-ignored"]
+fn mounts_and_unmounts_are_published_at_once_binds_are_one_filesystem() {
+    let Some(ns) = Netns::new("mounts") else {
+        return;
+    };
+    let dir = scratch("mounts");
+    let at = |name: &str| format!("{dir}/{name}");
+    for d in ["a", "b", "c", "disk"] {
+        std::fs::create_dir_all(at(d)).expect("mkdir");
+    }
+    let mut a = Agent::start_in_own_mounts(&ns, &["--network", "none", "--filesystems", "local"]);
+    a.wait_for("the first filesystems", WAIT, |m| !m.filesystems.is_empty());
+    assert!(!a.model.filesystems.contains_key(&at("a")));
+
+    a.in_mounts(&[
+        "mount",
+        "-t",
+        "tmpfs",
+        "-o",
+        "size=8m",
+        "xga-test-a",
+        &at("a"),
+    ]);
+    a.wait_for("the tmpfs mount", WAIT, |m| {
+        m.filesystems.contains_key(&at("a"))
+    });
+    let fs = a.model.filesystems[&at("a")].clone();
+    assert_eq!(
+        (fs.fstype.as_str(), fs.device.as_str()),
+        ("tmpfs", "xga-test-a")
+    );
+    assert_eq!(fs.total, 8 << 20);
+    assert_eq!(fs.available, 8 << 20);
+
+    // A bind of the same filesystem is not a second one: once a later
+    // mount is seen, the bind must not be there.
+    a.in_mounts(&["mkdir", &at("a/sub")]);
+    a.in_mounts(&["mount", "--bind", &at("a/sub"), &at("b")]);
+    a.in_mounts(&[
+        "mount",
+        "-t",
+        "tmpfs",
+        "-o",
+        "size=4m",
+        "xga-test-c",
+        &at("c"),
+    ]);
+    a.wait_for("the second tmpfs", WAIT, |m| {
+        m.filesystems.contains_key(&at("c"))
+    });
+    assert!(
+        !a.model.filesystems.contains_key(&at("b")),
+        "{:#?}",
+        a.model.filesystems
+    );
+    assert!(a.model.filesystems.contains_key(&at("a")));
+
+    // A loop-mounted ext4, where this machine can make one.
+    let image = at("disk.img");
+    if ext4_image(&image) {
+        a.in_mounts(&["mount", "-o", "loop", &image, &at("disk")]);
+        a.wait_for("the ext4 mount", WAIT, |m| {
+            m.filesystems.contains_key(&at("disk"))
+        });
+        let fs = &a.model.filesystems[&at("disk")];
+        assert_eq!(fs.fstype, "ext4");
+        assert!(fs.device.starts_with("/dev/loop"), "{fs:?}");
+        assert!(fs.total > 20 << 20 && fs.total <= 32 << 20, "{fs:?}");
+        a.in_mounts(&["umount", &at("disk")]);
+        a.wait_for("the ext4 unmount", WAIT, |m| {
+            !m.filesystems.contains_key(&at("disk"))
+        });
+    }
+
+    // Unmounting the tmpfs under its bind: the bind holds the filesystem,
+    // which now shows at the bind's place.
+    a.in_mounts(&["umount", &at("a")]);
+    a.wait_for("the unmount of a", WAIT, |m| {
+        !m.filesystems.contains_key(&at("a")) && m.filesystems.contains_key(&at("b"))
+    });
+    a.in_mounts(&["umount", &at("b")]);
+    a.in_mounts(&["umount", &at("c")]);
+    a.wait_for("the last unmounts", WAIT, |m| {
+        !m.filesystems.keys().any(|k| k.starts_with(&dir))
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Free space is sampled on the memory timer: a filesystem filling up is
+/// published at the next sample, and nothing else is.
+#[test]
+#[ignore = "needs root (network and mount namespaces): tests/run.sh runs it, or run as root with --include-ignored"]
+fn a_filesystem_filling_up_is_published_at_the_next_sample() {
+    let Some(ns) = Netns::new("fsfill") else {
+        return;
+    };
+    let dir = scratch("fsfill");
+    let mut a = Agent::start_in_own_mounts(
+        &ns,
+        &[
+            "--network",
+            "none",
+            "--filesystems",
+            "local",
+            "--memory-interval",
+            "1",
+        ],
+    );
+    a.in_mounts(&["mount", "-t", "tmpfs", "-o", "size=8m", "xga-fill", &dir]);
+    a.wait_for("the tmpfs", WAIT, |m| m.filesystems.contains_key(&dir));
+    let file = format!("{dir}/fill");
+    a.in_mounts(&[
+        "dd",
+        "if=/dev/zero",
+        &format!("of={file}"),
+        "bs=1M",
+        "count=6",
+        "status=none",
+    ]);
+    a.wait_for("6 MiB used", WAIT, |m| {
+        m.filesystems
+            .get(&dir)
+            .is_some_and(|f| f.used >= 6 << 20 && f.available <= 2 << 20)
+    });
+    a.in_mounts(&["rm", &file]);
+    a.wait_for("the space back", WAIT, |m| {
+        m.filesystems
+            .get(&dir)
+            .is_some_and(|f| f.available == 8 << 20)
+    });
+    drop(a); // its mount namespace, and the tmpfs, go with it
+    let _ = std::fs::remove_dir(&dir);
+}
+
+/// A scratch directory for mount points (outside any tmpfs the test makes).
+fn scratch(tag: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("xga-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir scratch");
+    dir.to_string_lossy().into_owned()
+}
+
+/// A 32 MiB ext4 image at `path`: false (the test says why) where mkfs.ext4
+/// or loop devices are missing.
+fn ext4_image(path: &str) -> bool {
+    let loop_ok = std::path::Path::new("/dev/loop-control").exists();
+    let made = loop_ok
+        && std::fs::File::create(path)
+            .and_then(|f| f.set_len(32 << 20))
+            .is_ok()
+        && std::process::Command::new("mkfs.ext4")
+            .args(["-q", "-F", path])
+            .status()
+            .is_ok_and(|s| s.success());
+    if !made {
+        eprintln!("no loop-mounted ext4 here (mkfs.ext4 or /dev/loop-control missing): tmpfs only");
+    }
+    made
+}

@@ -30,6 +30,18 @@ pub struct Model {
     pub identity: BTreeMap<u64, Identity>,
     /// The last `host-name` line: host and domain.
     pub host_name: Option<(String, Option<String>)>,
+    /// Filesystems by mount point, from the `filesystem-*` lines.
+    pub filesystems: BTreeMap<String, Fs>,
+}
+
+/// One filesystem as the `filesystem-*` lines tell it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fs {
+    pub fstype: String,
+    pub device: String,
+    pub total: u64,
+    pub used: u64,
+    pub available: u64,
 }
 
 impl Model {
@@ -104,6 +116,22 @@ impl Model {
                         .insert(addr, (v["prefix"].as_u64().expect("prefix"), flags));
                     assert_eq!(prev.is_some(), change == "address-changed", "{line}");
                 }
+            }
+            "filesystem-added" | "filesystem-changed" | "filesystem-removed" => {
+                let at = v["mount_point"].as_str().expect("mount_point").to_owned();
+                let fs = Fs {
+                    fstype: v["type"].as_str().expect("type").to_owned(),
+                    device: v["device"].as_str().expect("device").to_owned(),
+                    total: v["total_bytes"].as_u64().expect("total_bytes"),
+                    used: v["used_bytes"].as_u64().expect("used_bytes"),
+                    available: v["available_bytes"].as_u64().expect("available_bytes"),
+                };
+                let known = if change == "filesystem-removed" {
+                    self.filesystems.remove(&at).is_some()
+                } else {
+                    self.filesystems.insert(at, fs).is_some()
+                };
+                assert_eq!(known, change != "filesystem-added", "{line}");
             }
             "host-name" => {
                 let host = v["host"].as_str().expect("host").to_owned();
@@ -181,6 +209,7 @@ impl Model {
         }
         m.identity.clear();
         m.host_name = None;
+        m.filesystems.clear();
         m
     }
 
@@ -189,6 +218,7 @@ impl Model {
         let mut m = self.clone();
         m.identity.clear();
         m.host_name = None;
+        m.filesystems.clear();
         m
     }
 }

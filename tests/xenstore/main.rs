@@ -11,6 +11,7 @@ mod support;
 
 mod churn;
 mod faults;
+mod filesystems;
 mod interfaces;
 mod restarts;
 

@@ -230,9 +230,37 @@ impl Scenario {
         }
         cmd.arg("--sysfs")
             .arg(&self.sysfs)
+            .args(no_filesystems_unless_asked(args))
             .args(args)
             .env("XENSTORED_PATH", self.xs.socket_path());
         Agent::spawn(cmd)
+    }
+
+    /// [`Scenario::agent`] in a private mount namespace of its own
+    /// (`unshare -m`, which execs it), where [`Scenario::in_mounts`] mounts
+    /// and unmounts without touching the machine's mounts.
+    pub fn agent_in_own_mounts(&self, args: &[&str]) -> Agent {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.netns, "unshare", "-m"])
+            .args(["--propagation", "private", "--", AGENT, "-s", "-l", "debug"])
+            .arg("--sysfs")
+            .arg(&self.sysfs)
+            .args(args)
+            .env("XENSTORED_PATH", self.xs.socket_path());
+        Agent::spawn(cmd)
+    }
+
+    /// Run `command` in `agent`'s mount namespace (`nsenter -m`).
+    pub fn in_mounts(&self, agent: &Agent, command: &[&str]) {
+        let mut all = vec![
+            "-t".to_string(),
+            agent.pid().to_string(),
+            "-m".into(),
+            "--".into(),
+        ];
+        all.extend(command.iter().map(|c| c.to_string()));
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        run("nsenter", &all);
     }
 
     /// [`Scenario::agent`] in a UTS namespace of its own whose host name
@@ -246,6 +274,7 @@ impl Scenario {
             .args(["sh", "-c", &script, "sh", AGENT, "-s", "-l", "debug"])
             .arg("--sysfs")
             .arg(&self.sysfs)
+            .args(no_filesystems_unless_asked(args))
             .args(args)
             .env("XENSTORED_PATH", self.xs.socket_path());
         Agent::spawn(cmd)
@@ -273,6 +302,7 @@ impl Scenario {
             "--dry-run",
             "--oneshot",
         ])
+        .args(no_filesystems_unless_asked(args))
         .args(args)
         .env_remove("XENSTORED_PATH");
         if !args.windows(2).any(|w| w == ["--network", "none"]) {
@@ -361,6 +391,17 @@ impl Drop for Scenario {
             .args(["netns", "del", &self.netns])
             .status();
         let _ = std::fs::remove_dir_all(&self.sysfs);
+    }
+}
+
+/// `--filesystems none` unless `args` choose: the machine's own
+/// filesystems, whose free space changes while the tests run, are not part
+/// of the trees the tests expect (the filesystem tests mount their own).
+fn no_filesystems_unless_asked(args: &[&str]) -> &'static [&'static str] {
+    if args.contains(&"--filesystems") {
+        &[]
+    } else {
+        &["--filesystems", "none"]
     }
 }
 

@@ -12,6 +12,7 @@ use std::io;
 use std::time::Duration;
 
 use futures::stream::{self, StreamExt};
+use tokio::sync::watch;
 
 use super::ticker::Ticker;
 use super::EventStream;
@@ -31,16 +32,18 @@ use freebsd::Reader;
 
 /// Memory samples: one at once, then one every `interval`; in `oneshot`
 /// mode only the first, then the stream ends. Outside `oneshot` it never
-/// ends.
-pub fn stream(interval: Duration, oneshot: bool) -> EventStream {
+/// ends. Every tick after the first is also sent on `beat`, for the other
+/// samplers (free space): one timer wakes the agent for all of them.
+pub fn stream(interval: Duration, oneshot: bool, beat: watch::Sender<()>) -> EventStream {
     let mut reader = Reader::new();
-    sampled(interval, oneshot, move || reader.read())
+    sampled(interval, oneshot, beat, move || reader.read())
 }
 
 /// [`stream`] over any source of samples (tests script failures).
 fn sampled(
     interval: Duration,
     oneshot: bool,
+    beat: watch::Sender<()>,
     read: impl FnMut() -> io::Result<MemoryInfo> + 'static,
 ) -> EventStream {
     let mut sampler = Sampler {
@@ -55,12 +58,18 @@ fn sampled(
     }
     // The first tick is at once: a sample at start.
     Box::pin(stream::unfold(
-        (Ticker::new(interval), sampler),
-        |(mut ticker, mut sampler)| async move {
+        (Ticker::new(interval), sampler, beat, true),
+        |(mut ticker, mut sampler, beat, first)| async move {
+            let mut first = first;
             loop {
                 ticker.tick().await;
+                if !first {
+                    // Nobody listening (filesystems off) is fine.
+                    beat.send_replace(());
+                }
+                first = false;
                 if let Some(m) = sampler.sample() {
-                    return Some((Event::Memory(m), (ticker, sampler)));
+                    return Some((Event::Memory(m), (ticker, sampler, beat, false)));
                 }
             }
         },

@@ -14,6 +14,11 @@ fn mem(total_kib: u64) -> MemoryInfo {
     }
 }
 
+/// A beat nobody listens to.
+fn beat() -> watch::Sender<()> {
+    watch::channel(()).0
+}
+
 fn err() -> io::Result<MemoryInfo> {
     Err(io::Error::other("scripted failure"))
 }
@@ -81,7 +86,7 @@ fn failure_at_start_is_logged() {
 #[test]
 fn oneshot_gives_one_sample_then_ends() {
     let (read, reads) = scripted(vec![Ok(mem(7))]);
-    let events: Vec<Event> = sampled(Duration::from_secs(3600), true, read)
+    let events: Vec<Event> = sampled(Duration::from_secs(3600), true, beat(), read)
         .collect()
         .now_or_never()
         .expect("oneshot does not wait for the timer");
@@ -92,7 +97,7 @@ fn oneshot_gives_one_sample_then_ends() {
 #[test]
 fn oneshot_failure_ends_without_sample() {
     let (read, _) = scripted(vec![err()]);
-    let events: Vec<Event> = sampled(Duration::from_secs(1), true, read)
+    let events: Vec<Event> = sampled(Duration::from_secs(1), true, beat(), read)
         .collect()
         .now_or_never()
         .unwrap();
@@ -102,7 +107,7 @@ fn oneshot_failure_ends_without_sample() {
 #[tokio::test]
 async fn first_sample_is_immediate() {
     let (read, _) = scripted(vec![Ok(mem(5))]);
-    let mut s = sampled(Duration::from_secs(3600), false, read);
+    let mut s = sampled(Duration::from_secs(3600), false, beat(), read);
     let first = tokio::time::timeout(Duration::from_secs(5), s.next()).await;
     assert_eq!(first.unwrap(), Some(Event::Memory(mem(5))));
     // The next one waits for the interval.
@@ -123,7 +128,7 @@ async fn failures_are_skipped_and_the_stream_goes_on() {
     let start = Instant::now();
     let events: Vec<Event> = tokio::time::timeout(
         Duration::from_secs(10),
-        sampled(interval, false, read).take(4).collect(),
+        sampled(interval, false, beat(), read).take(4).collect(),
     )
     .await
     .expect("samples keep coming");
@@ -138,11 +143,31 @@ async fn failures_are_skipped_and_the_stream_goes_on() {
 }
 
 #[tokio::test]
+async fn every_tick_but_the_first_beats_even_when_the_read_fails() {
+    let (read, _) = scripted(vec![Ok(mem(1)), err(), Ok(mem(2))]);
+    let (beat, mut heard) = watch::channel(());
+    let mut s = sampled(Duration::from_millis(10), false, beat, read);
+    assert_eq!(s.next().await, Some(Event::Memory(mem(1))));
+    assert!(
+        !heard.has_changed().unwrap(),
+        "no beat for the first sample"
+    );
+    // The failed read's tick and the next one.
+    assert_eq!(s.next().await, Some(Event::Memory(mem(2))));
+    assert!(heard.has_changed().unwrap());
+    heard.mark_unchanged();
+    assert_eq!(s.next().await, Some(Event::Memory(mem(0))));
+    assert!(heard.has_changed().unwrap());
+}
+
+#[tokio::test]
 async fn zero_interval_does_not_panic() {
     let (read, _) = scripted(vec![]);
     let events: Vec<Event> = tokio::time::timeout(
         Duration::from_secs(10),
-        sampled(Duration::ZERO, false, read).take(3).collect(),
+        sampled(Duration::ZERO, false, beat(), read)
+            .take(3)
+            .collect(),
     )
     .await
     .unwrap();
@@ -152,7 +177,7 @@ async fn zero_interval_does_not_panic() {
 #[cfg(target_os = "linux")]
 #[tokio::test]
 async fn samples_this_system() {
-    let mut s = stream(Duration::from_secs(3600), false);
+    let mut s = stream(Duration::from_secs(3600), false, beat());
     let first = tokio::time::timeout(Duration::from_secs(5), s.next())
         .await
         .unwrap();

@@ -100,6 +100,9 @@ fn what(change: &Change) -> &'static str {
         Change::Memory(_) => "memory",
         Change::HostName(_) => "host-name",
         Change::Mode(_) => "mode",
+        Change::FilesystemAdded(_) => "filesystem-added",
+        Change::FilesystemChanged { .. } => "filesystem-changed",
+        Change::FilesystemRemoved(_) => "filesystem-removed",
         Change::LinkAdded(_) => "link-added",
         Change::LinkChanged { .. } => "link-changed",
         Change::LinkRemoved(_) => "link-removed",
@@ -216,6 +219,18 @@ impl fmt::Display for Text<'_> {
                 u8::from(m.pv_net),
                 u8::from(m.pv_block)
             ),
+            Change::FilesystemAdded(fs)
+            | Change::FilesystemRemoved(fs)
+            | Change::FilesystemChanged { new: fs, .. } => write!(
+                f,
+                " mount_point={} type={} device={} total_bytes={} used_bytes={} available_bytes={}",
+                Word(&fs.mount_point),
+                Word(&fs.fstype),
+                Word(&fs.device),
+                fs.total_bytes,
+                fs.used_bytes,
+                fs.available_bytes
+            ),
             Change::LinkAdded(l) | Change::LinkRemoved(l) => TextLink(l).fmt(f),
             Change::LinkChanged { old, new } => {
                 TextLink(new).fmt(f)?;
@@ -276,6 +291,16 @@ fn json_of(change: &Change) -> Value {
             "mode": m.mode.name(),
             "pv_net": m.pv_net,
             "pv_block": m.pv_block,
+        }),
+        Change::FilesystemAdded(fs)
+        | Change::FilesystemRemoved(fs)
+        | Change::FilesystemChanged { new: fs, .. } => json!({
+            "mount_point": fs.mount_point,
+            "type": fs.fstype,
+            "device": fs.device,
+            "total_bytes": fs.total_bytes,
+            "used_bytes": fs.used_bytes,
+            "available_bytes": fs.available_bytes,
         }),
         Change::LinkAdded(l) | Change::LinkRemoved(l) => json_link(l),
         Change::LinkChanged { old, new } => {
@@ -389,6 +414,42 @@ mod tests {
         }));
         assert_eq!(t, "memory total_kib=2048 available_kib=1024");
         assert_eq!(j["available_kib"], 1024);
+    }
+
+    #[test]
+    fn filesystem_lines() {
+        use crate::state::Filesystem;
+        let fs = Filesystem {
+            mount_point: "/mnt/a b".into(),
+            fstype: "ext4".into(),
+            device: "/dev/xvdb1".into(),
+            total_bytes: 1000,
+            used_bytes: 600,
+            available_bytes: 350,
+        };
+        let (t, j) = both(&Change::FilesystemAdded(fs.clone()));
+        assert_eq!(
+            t,
+            r#"filesystem-added mount_point="/mnt/a b" type=ext4 device=/dev/xvdb1 total_bytes=1000 used_bytes=600 available_bytes=350"#
+        );
+        assert_eq!(
+            j,
+            serde_json::json!({"change":"filesystem-added","mount_point":"/mnt/a b","type":"ext4",
+                "device":"/dev/xvdb1","total_bytes":1000,"used_bytes":600,"available_bytes":350})
+        );
+        let mut new = fs.clone();
+        new.available_bytes = 1;
+        let (t, _) = both(&Change::FilesystemChanged {
+            old: fs.clone(),
+            new,
+        });
+        assert!(
+            t.starts_with("filesystem-changed ") && t.ends_with(" available_bytes=1"),
+            "{t}"
+        );
+        let (t, j) = both(&Change::FilesystemRemoved(fs));
+        assert!(t.starts_with("filesystem-removed mount_point="), "{t}");
+        assert_eq!(j["change"], "filesystem-removed");
     }
 
     #[test]

@@ -78,6 +78,7 @@ impl Xenstore {
         let ctx = Context {
             sriov_vfs: Default::default(),
             max_addresses: cli.max_addresses as usize,
+            max_filesystems: cli.max_filesystems as usize,
             feature_balloon: !cli.no_feature_balloon,
         };
         let (schema, other) = match cli.schema {

@@ -74,6 +74,10 @@ impl Agent {
             .arg(&launch.binary)
             .args(["-s", "-l", "debug", "--sysfs"])
             .arg(&world.sysfs)
+            // Not the host's filesystems: their space moves with its disk
+            // use, which the soak's contract model does not follow
+            // (tests/xenstore checks filesystems).
+            .args(["--filesystems", "none"])
             .args(&launch.args)
             .env("XENSTORED_PATH", &launch.socket)
             .env_remove("RUST_LOG")

@@ -48,3 +48,28 @@ def host_name($facts):
 # {path: value} for $path = $value when $value is not empty (the agent
 # writes no empty leaf: absent means unknown).
 def node($path; $value): if ($value // "") == "" then {} else {($path): $value} end;
+
+# Problems with the filesystems under $dir/<n> (std data/volumes, rfc
+# data/fs): each of $facts.fs in some slot, with its device, type and size
+# exact and its available space near the guest's (it moves; the agent
+# samples it on its own period), and no other mount point. $n names the
+# leaves {mount, source, type, total, avail}; sizes are in units of $unit
+# bytes.
+def fs_problems($t; $facts; $dir; $n; $unit):
+  ([ $t | to_entries[] | select(.key | startswith($dir + "/") and endswith("/" + $n.mount))
+     | {key: .value, value: (.key | ltrimstr($dir + "/") | split("/")[0])} ] | from_entries) as $slot
+  | ($facts.fs // []) as $want
+  | ($want[] as $f | $slot[$f.mount] as $i
+      | if $i == null then "filesystem \($f.mount): expected in \($dir)/<n>, absent"
+        else "\($dir)/\($i)" as $d
+          | ((["source", $f.source], ["type", $f.type], ["total", ($f.total / $unit | floor | tostring)])
+             | "\($d)/\($n[.[0]])" as $k | .[1] as $v | select($t[$k] != $v)
+             | "node \($k): expected \($v | @json), seen \($t[$k] // "(absent)" | @json)"),
+            ("\($d)/\($n.avail)" as $k | ($t[$k] // "") as $v
+             | if ($v | test("^[0-9]+$") | not) then "node \($k): expected an integer, seen \($v | @json)"
+               elif (($v | tonumber) * $unit - $f.avail | fabs) > ([$f.total * 0.05, 67108864] | max)
+               then "node \($k): expected about \($f.avail / $unit | floor) (+-5% of the size), seen \($v)"
+               else empty end)
+        end),
+    ($slot | to_entries[] | select(.key as $m | $want | any(.mount == $m) | not)
+      | "unexpected filesystem \(.key | @json) in \($dir)/\(.value)");

@@ -43,6 +43,10 @@ include "common";
      elif (($t["data/memory/available-kib"] | tonumber) - $facts.mem_avail | fabs) > $facts.mem_avail * 0.25
      then "node data/memory/available-kib: expected about \($facts.mem_avail) (MemAvailable +-25%), seen \($t["data/memory/available-kib"])"
      else empty end),
+    fs_problems($t; $facts; "data/fs";
+      {mount: "mount-point", source: "device", type: "type", total: "total-kib", avail: "available-kib"}; 1024),
+    ($t | to_entries[] | select(.key | test("^data/fs/[0-9]+/used-kib$")) | select(.value | test("^[0-9]+$") | not)
+      | "node \(.key): expected an integer, seen \(.value | @json)"),
     (if ($t["data/updated"] // "") == "" then "node data/updated: expected a timestamp, seen \($t["data/updated"] // "(absent)" | @json)" else empty end),
     # leaves only: a node with children has an empty value
     ($t | to_entries[] | select(.key | test("^data/")) | select($parents[.key]) | select(.value != "")
@@ -52,6 +56,7 @@ include "common";
     ($leaves[] | select(test("^data/"))
       | select(. as $k | $exact | has($k) | not)
       | select(. != "data/memory/available-kib" and . != "data/updated")
+      | select(test("^data/fs/(0|[1-9][0-9]*)/(mount-point|type|device|total-kib|used-kib|available-kib)$") | not)
       | select(test("^data/net/[0-9]+/kind$") | not)
       | if $t[.] == "" then "stale empty node \(.)" else "unexpected node \(.) = \($t[.] | @json)" end)
   ]

@@ -6,7 +6,8 @@ FACTS_T=0
 
 # facts: what the guest really has, cached in $FACTS as one JSON object
 # {uname, sysname, os: {id, pretty, version_id, debian_version}, mem_total,
-# mem_avail, vifs: {ifname: vifid}, addr: `ip -j addr`}. The guest prints
+# mem_avail, vifs: {ifname: vifid}, fs: [{mount, type, source, total,
+# avail}], addr: `ip -j addr`}. The guest prints
 # raw key=value lines (forks are dear there); jq runs here.
 facts() {
   local f
@@ -17,13 +18,15 @@ facts_parse() {
   local f=$1
   f=$(jq -R -s -c '
       [ split("\n")[] | capture("^(?<k>[a-z_]+)=(?<v>.*)$") ] as $kv
-      | ($kv | map(select(.k != "vif") | {(.k): .v}) | add) as $o
+      | ($kv | map(select(.k != "vif" and .k != "fs") | {(.k): .v}) | add) as $o
       | { uname: $o.uname, sysname: $o.sysname,
           os: {id: $o.id, pretty: $o.pretty, version_id: $o.version_id, debian_version: $o.debian_version},
           mem_total: ($o.mem_total | tonumber), mem_avail: ($o.mem_avail | tonumber),
           hostname: ($o.hostname // ""), domain: ($o.domain // ""),
           guest_type: ($o.guest_type // ""), pv_net: ($o.pv_net // "0"), pv_block: ($o.pv_block // "0"),
           vifs: ($kv | map(select(.k == "vif") | .v | split(" ") | {(.[0]): .[1]}) | add // {}),
+          fs: [ $kv[] | select(.k == "fs") | .v | split("\t")
+                | {mount: .[0], type: .[1], source: .[2], total: (.[3] | tonumber), avail: (.[4] | tonumber)} ],
           addr: ($o.addr | fromjson) }' <<<"$f" 2>&1) ||
     { echo "facts: cannot get the guest's facts: $f" >&2; return 1; }
   FACTS=$f; FACTS_T=$SECONDS

@@ -5,11 +5,12 @@
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 fails=0 passes=0
-facts='{"uname":"6.1.0-56-amd64","sysname":"Linux","os":{"id":"debian","pretty":"Debian GNU/Linux 12 (bookworm)","version_id":"12","debian_version":"12.11"},"mem_total":210376,"mem_avail":173404,"hostname":"xga-pv","domain":"lab.example","guest_type":"PV","pv_net":"1","pv_block":"1","vifs":{"eth0":"0"},"addr":[
+facts='{"uname":"6.1.0-56-amd64","sysname":"Linux","os":{"id":"debian","pretty":"Debian GNU/Linux 12 (bookworm)","version_id":"12","debian_version":"12.11"},"mem_total":210376,"mem_avail":173404,"hostname":"xga-pv","domain":"lab.example","guest_type":"PV","pv_net":"1","pv_block":"1","vifs":{"eth0":"0"},"fs":[{"mount":"/","type":"ext4","source":"/dev/xvda1","total":1073741824,"avail":536870912}],"addr":[
  {"ifindex":1,"ifname":"lo","link_type":"loopback","address":"00:00:00:00:00:00","addr_info":[{"family":"inet","local":"127.0.0.1","prefixlen":8},{"family":"inet6","local":"::1","prefixlen":128}]},
  {"ifindex":2,"ifname":"eth0","link_type":"ether","address":"00:16:3e:5e:00:01","addr_info":[{"family":"inet","local":"192.168.77.2","prefixlen":24},{"family":"inet","local":"10.0.0.9","prefixlen":8},{"family":"inet6","local":"fd00::1","prefixlen":64,"tentative":true},{"family":"inet6","local":"fe80::216:3eff:fe5e:1","prefixlen":64}]}]}'
 std='{"data":"","data/os_distro":"debian","data/os_name":"Debian GNU/Linux 12 (bookworm)","data/os_majorver":"12","data/os_minorver":"11",
  "data/os_uname":"6.1.0-56-amd64","data/host_name_dns":"xga-pv","data/domain":"lab.example","attr/xen-guest-agent/host-name":"xga-pv.lab.example","data/meminfo_total":"210376","data/meminfo_free":"173000","data/updated":"Sat Nov 21 08:51:29 2026",
+ "data/volumes/0/name":"/dev/xvda1","data/volumes/0/filesystem":"ext4","data/volumes/0/size":"1073741824","data/volumes/0/free":"530000000","data/volumes/0/mount_points/0":"/",
  "attr":"","attr/PVAddons":"","attr/PVAddons/Installed":"1","attr/PVAddons/MajorVersion":"1","attr/PVAddons/MinorVersion":"0",
  "attr/PVAddons/MicroVersion":"0","attr/PVAddons/BuildVersion":"0","attr/vif":"","attr/vif/0":"","attr/vif/0/name":"eth0",
  "attr/vif/0/mac":"","attr/vif/0/mac/0":"00:16:3e:5e:00:01","attr/vif/0/ipv4":"","attr/vif/0/ipv4/0":"192.168.77.2",
@@ -19,6 +20,7 @@ rfc='{"data":"","data/xen-guest-agent/schema":"1.0.0","data/xen-guest-agent/vers
  "data/os/distro":"debian","data/os/version":"12.11","data/os/class":"unix","data/os/unix/kernel-name":"Linux",
  "data/os/unix/kernel-version":"6.1.0-56-amd64","data/os/host-name":"xga-pv","data/os/domain":"lab.example",
  "data/virtualization/mode":"pv","data/virtualization/pv-drivers/net":"1","data/virtualization/pv-drivers/block":"1","data/memory/total-kib":"210376","data/memory/available-kib":"173000",
+ "data/fs/0/mount-point":"/","data/fs/0/type":"ext4","data/fs/0/device":"/dev/xvda1","data/fs/0/total-kib":"1048576","data/fs/0/used-kib":"500000","data/fs/0/available-kib":"520000",
  "data/net/2/name":"eth0","data/net/2/mac":"00:16:3e:5e:00:01","data/net/2/kind":"vif","data/net/2/vif":"0",
  "data/net/2/ipv4/192_168_77_2":"192.168.77.2/24","data/net/2/ipv4/10_0_0_9":"10.0.0.9/8",
  "data/net/2/ipv6/fe80__216_3eff_fe5e_1":"fe80::216:3eff:fe5e:1/64","data/updated":"x","attr":""}'
@@ -58,6 +60,12 @@ expect "std: unexpected node"               std '."data/foo" = "1"' 'unexpected 
 expect "std: feature-balloon under libxl"   std '."control/feature-balloon" = "1"' 'feature-balloon: expected absent'
 expect "std: feature-balloon pre-created"   std '."control/feature-balloon" = "1"' '' 32 1
 expect "std: feature-balloon not written"   std '."control/feature-balloon" = ""' 'feature-balloon: expected "1"' 32 1
+expect "std: volume missing"                std 'with_entries(select(.key | startswith("data/volumes") | not))' 'filesystem /: expected in data/volumes'
+expect "std: volume in another slot"        std 'with_entries(.key |= sub("^data/volumes/0/"; "data/volumes/3/"))' ''
+expect "std: volume size wrong"             std '."data/volumes/0/size" = "1073741823"' 'node data/volumes/0/size: expected "1073741824"'
+expect "std: volume free far off"           std '."data/volumes/0/free" = "1"' 'data/volumes/0/free: expected about'
+expect "std: volume of another mount"       std '."data/volumes/1/mount_points/0" = "/boot" | ."data/volumes/1/size" = "1"' 'unexpected filesystem "/boot"'
+expect "std: volume with an odd leaf"       std '."data/volumes/0/extra" = "1"' 'unexpected node data/volumes/0/extra'
 expect "std: cap 1, one published"          std 'del(."attr/vif/0/ipv4/1")' '' 1
 expect "std: cap 1, two published"          std . 'expected 1 addresses' 1
 expect "std: wrong host name"               std '."data/host_name_dns" = "xga-pv.lab.example"' 'node data/host_name_dns: expected "xga-pv"'
@@ -67,6 +75,10 @@ expect "std: mode written (rfc only)"       std '."data/virtualization/mode" = "
 expect "rfc: the right tree"                rfc . ''
 expect "rfc: wrong host name"               rfc '."data/os/host-name" = "other"' 'node data/os/host-name: expected "xga-pv"'
 expect "rfc: a domain the guest lacks"      rfc '."data/os/domain" = "x.example"' 'node data/os/domain: expected "lab.example"'
+expect "rfc: fs device wrong"              rfc '."data/fs/0/device" = "/dev/root"' 'node data/fs/0/device: expected "/dev/xvda1"'
+expect "rfc: fs total in bytes"             rfc '."data/fs/0/total-kib" = "1073741824"' 'total-kib: expected "1048576"'
+expect "rfc: fs used not an integer"        rfc '."data/fs/0/used-kib" = "x"' 'used-kib: expected an integer'
+expect "rfc: fs missing"                    rfc 'with_entries(select(.key | startswith("data/fs") | not))' 'filesystem /: expected in data/fs'
 expect "rfc: wrong mode"                    rfc '."data/virtualization/mode" = "hvm"' 'virtualization/mode: expected "pv"'
 expect "rfc: PV block driver missing"       rfc 'del(."data/virtualization/pv-drivers/block")' 'pv-drivers/block.*absent'
 expect "rfc: missing schema version"        rfc 'del(."data/xen-guest-agent/schema")' 'schema.*absent'

@@ -49,6 +49,9 @@ include "common";
       | ("ipv4", "ipv6") as $fam
       | [ good_addrs($l; if $fam == "ipv4" then "inet" else "inet6" end)[] | .local ] as $want
       | slot_problems($t; "attr/vif/\($id)/\($fam)"; $want; $cap; $fam == "ipv4")),
+    # filesystems
+    fs_problems($t; $facts; "data/volumes";
+      {mount: "mount_points/0", source: "name", type: "filesystem", total: "size", avail: "free"}; 1),
     # feature-balloon
     (if $balloon == "absent" then
        (if $t | has("control/feature-balloon") then "node control/feature-balloon: expected absent (libxl leaves control/ read-only), seen \($t["control/feature-balloon"] | @json)" else empty end)
@@ -59,6 +62,7 @@ include "common";
     ($leaves[] | select(test("^(data|attr|xenserver)/"))
       | select(. as $k | $exact | has($k) | not)
       | select(. != "data/meminfo_free" and . != "data/updated" and . != "attr/PVAddons/BuildVersion")
+      | select(test("^data/volumes/(0|[1-9][0-9]*)/(name|filesystem|size|free|mount_points/0)$") | not)
       | select(test("^attr/vif/[^/]+/ipv[46]/[^/]+$") as $slot
                | ($slot and (split("/")[2] as $id | $facts.vifs | to_entries | any(.value == $id))) | not)
       | if $t[.] == "" then "stale empty node \(.)" else "unexpected node \(.) = \($t[.] | @json)" end)

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use super::Context;
 use crate::state::{
-    AddrFlags, Address, Guest, Interface, KernelInfo, Kind, Link, MemoryInfo, OsInfo,
+    AddrFlags, Address, Filesystem, Guest, Interface, KernelInfo, Kind, Link, MemoryInfo, OsInfo,
 };
 
 /// A link, up, without a master.
@@ -32,6 +32,19 @@ pub fn iface(link: Link, addrs: &[(&str, u8)]) -> Interface {
     i
 }
 
+/// A filesystem mounted at `at`: `total` and `available` in KiB, the rest
+/// used.
+pub fn filesystem(at: &str, device: &str, total: u64, available: u64) -> Filesystem {
+    Filesystem {
+        mount_point: at.into(),
+        fstype: "ext4".into(),
+        device: device.into(),
+        total_bytes: total * 1024,
+        used_bytes: (total - available) * 1024,
+        available_bytes: available * 1024,
+    }
+}
+
 /// A Debian 12 guest with these interfaces.
 pub fn guest(ifaces: Vec<Interface>) -> Guest {
     Guest {
@@ -54,6 +67,7 @@ pub fn guest(ifaces: Vec<Interface>) -> Guest {
         }),
         host_name: None,
         mode: None,
+        filesystems: BTreeMap::new(),
         interfaces: ifaces.into_iter().map(|i| (i.link.index, i)).collect(),
     }
 }
@@ -63,6 +77,7 @@ pub fn ctx() -> Context {
     Context {
         sriov_vfs: BTreeMap::new(),
         max_addresses: 32,
+        max_filesystems: 16,
         feature_balloon: true,
     }
 }

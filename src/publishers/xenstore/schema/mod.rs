@@ -34,6 +34,8 @@ pub struct Context {
     pub sriov_vfs: BTreeMap<String, String>,
     /// Most addresses per interface and family (`--max-addresses`).
     pub max_addresses: usize,
+    /// Most filesystems published (`--max-filesystems`).
+    pub max_filesystems: usize,
     /// Whether to write `control/feature-balloon` (`--no-feature-balloon`).
     pub feature_balloon: bool,
 }

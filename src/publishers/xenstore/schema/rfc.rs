@@ -11,7 +11,7 @@
 use std::fmt;
 use std::net::IpAddr;
 
-use super::slots::{Family, Slots};
+use super::slots::{Family, MountSlots, Slots};
 use super::{put, reportable, sriov_vf, Context, Nodes, Schema};
 use crate::state::{Guest, Interface, Kind};
 
@@ -36,15 +36,25 @@ impl fmt::Display for Key {
 
 /// The "rfc" layout. Holds which addresses are published under the cap, so
 /// one instance lives as long as the publisher.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Rfc {
     shown: Slots<Key>,
+    fs: MountSlots,
 }
 
 impl Rfc {
     /// A schema with no history (see [`Schema::adopt`]).
     pub fn new() -> Self {
-        Self::default()
+        Rfc {
+            shown: Slots::new(),
+            fs: MountSlots::new("data/fs"),
+        }
+    }
+}
+
+impl Default for Rfc {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -100,6 +110,7 @@ impl Schema for Rfc {
             "data/os",
             "data/virtualization",
             "data/memory",
+            "data/fs",
             "data/net",
         ]
     }
@@ -109,6 +120,7 @@ impl Schema for Rfc {
     /// Keys that are not mangled addresses are ignored (and removed as stale
     /// by the first plan).
     fn adopt(&mut self, existing: &Nodes) {
+        self.fs.seed(existing, "mount-point");
         let mut counts = std::collections::BTreeMap::new();
         for path in existing.keys() {
             let parts: Vec<&str> = path.split('/').collect();
@@ -176,6 +188,21 @@ impl Schema for Rfc {
                 &mut nodes,
                 "data/memory/available-kib",
                 &memory.available_kib.to_string(),
+            );
+        }
+
+        let kib = |bytes: u64| (bytes / 1024).to_string();
+        for (n, fs) in self.fs.assign(&guest.filesystems, ctx.max_filesystems) {
+            let dir = format!("{}/{n}", self.fs.dir());
+            put(&mut nodes, format!("{dir}/mount-point"), &fs.mount_point);
+            put(&mut nodes, format!("{dir}/type"), &fs.fstype);
+            put(&mut nodes, format!("{dir}/device"), &fs.device);
+            put(&mut nodes, format!("{dir}/total-kib"), &kib(fs.total_bytes));
+            put(&mut nodes, format!("{dir}/used-kib"), &kib(fs.used_bytes));
+            put(
+                &mut nodes,
+                format!("{dir}/available-kib"),
+                &kib(fs.available_bytes),
             );
         }
 

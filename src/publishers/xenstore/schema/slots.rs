@@ -13,11 +13,13 @@
 //!   allowed, since it is what dom0 shows as the VM's address);
 //! - at most `cap` slots, the rest is skipped and said once in the log.
 //!
-//! The same allocator keeps rfc's capped address sets stable: there the
-//! slot numbers are unused, only the choice of what is published matters.
+//! The same allocator keeps rfc's capped address sets stable (there the
+//! slot numbers are unused, only the choice of what is published matters),
+//! and numbers the filesystems of std `data/volumes/<n>` and rfc
+//! `data/fs/<n>` by mount point, under the same rules (no primary).
 
 use std::collections::BTreeMap;
-use std::fmt::Display;
+use std::fmt::{Debug, Display};
 use std::net::IpAddr;
 
 /// An address family, named as in xenstore paths.
@@ -60,17 +62,27 @@ impl Family {
 }
 
 /// The slots of one interface and family: index = slot.
-#[derive(Clone, Debug, Default)]
-struct Table {
-    slots: Vec<Option<IpAddr>>,
+#[derive(Clone, Debug)]
+struct Table<V> {
+    slots: Vec<Option<V>>,
     /// Assigned during the current render.
     seen: bool,
     /// Addresses were skipped at the last render (the log said so).
     capped: bool,
 }
 
-impl Table {
-    fn position(&self, addr: &IpAddr) -> Option<usize> {
+impl<V> Default for Table<V> {
+    fn default() -> Self {
+        Table {
+            slots: Vec::new(),
+            seen: false,
+            capped: false,
+        }
+    }
+}
+
+impl<V: PartialEq> Table<V> {
+    fn position(&self, addr: &V) -> Option<usize> {
         self.slots.iter().position(|s| s.as_ref() == Some(addr))
     }
 
@@ -78,9 +90,9 @@ impl Table {
         (0..cap).find(|&i| self.slots.get(i).is_none_or(Option::is_none))
     }
 
-    fn put(&mut self, slot: usize, addr: IpAddr) {
+    fn put(&mut self, slot: usize, addr: V) {
         if self.slots.len() <= slot {
-            self.slots.resize(slot + 1, None);
+            self.slots.resize_with(slot + 1, || None);
         }
         self.slots[slot] = Some(addr);
     }
@@ -97,22 +109,32 @@ impl Table {
 /// `K` displays as the xenstore directory of the slots (`attr/vif/0/ipv4`):
 /// that is what the capping log line names.
 #[derive(Clone, Debug)]
-pub struct Slots<K> {
-    tables: BTreeMap<K, Table>,
+pub struct Slots<K, V = IpAddr> {
+    tables: BTreeMap<K, Table<V>>,
     /// Slots a previous run left, per key, until the key is first rendered.
-    seeds: BTreeMap<K, Table>,
+    seeds: BTreeMap<K, Table<V>>,
+    /// What the slots hold and which option caps them, for the log.
+    what: (&'static str, &'static str),
 }
 
-impl<K> Default for Slots<K> {
+impl<K, V> Default for Slots<K, V> {
     fn default() -> Self {
+        Slots::named("addresses", "--max-addresses")
+    }
+}
+
+impl<K, V> Slots<K, V> {
+    /// No slots yet, for `noun`s capped by `option` (named in the log).
+    pub fn named(noun: &'static str, option: &'static str) -> Self {
         Slots {
             tables: BTreeMap::new(),
             seeds: BTreeMap::new(),
+            what: (noun, option),
         }
     }
 }
 
-impl<K: Ord + Clone + Display> Slots<K> {
+impl<K: Ord + Clone + Display, V: Ord + Clone + Debug> Slots<K, V> {
     /// No slots yet.
     pub fn new() -> Self {
         Self::default()
@@ -127,7 +149,7 @@ impl<K: Ord + Clone + Display> Slots<K> {
     /// bytes). An address seeded twice keeps its lowest slot, a slot seeded
     /// twice its first address: the other copy is left for the plan to
     /// remove as stale.
-    pub fn seed(&mut self, key: K, slot: usize, addr: IpAddr) {
+    pub fn seed(&mut self, key: K, slot: usize, addr: V) {
         let table = self.seeds.entry(key).or_default();
         match table.position(&addr) {
             Some(old) if old <= slot => return,
@@ -149,10 +171,10 @@ impl<K: Ord + Clone + Display> Slots<K> {
     pub fn assign(
         &mut self,
         key: &K,
-        present: &[IpAddr],
-        primary: Option<IpAddr>,
+        present: &[V],
+        primary: Option<V>,
         cap: usize,
-    ) -> &[Option<IpAddr>] {
+    ) -> &[Option<V>] {
         debug_assert!(
             present.windows(2).all(|w| w[0] < w[1]),
             "unsorted {present:?}"
@@ -169,19 +191,22 @@ impl<K: Ord + Clone + Display> Slots<K> {
         // Forget what is gone, and anything above a (lowered) cap.
         table.slots.truncate(cap);
         for slot in &mut table.slots {
-            if slot.is_some_and(|a| present.binary_search(&a).is_err()) {
+            if slot
+                .as_ref()
+                .is_some_and(|a| present.binary_search(a).is_err())
+            {
                 *slot = None;
             }
         }
 
         // The primary IPv4 claims slot 0 when it is free.
         let primary = primary.filter(|p| present.binary_search(p).is_ok());
-        if let Some(p) = primary {
+        if let Some(p) = &primary {
             if cap > 0 && table.slots.first().is_none_or(Option::is_none) {
-                if let Some(old) = table.position(&p) {
+                if let Some(old) = table.position(p) {
                     table.slots[old] = None;
                 }
-                table.put(0, p);
+                table.put(0, p.clone());
             }
         }
 
@@ -190,13 +215,13 @@ impl<K: Ord + Clone + Display> Slots<K> {
         let mut skipped = 0;
         for addr in primary
             .iter()
-            .chain(present.iter().filter(|a| Some(**a) != primary))
+            .chain(present.iter().filter(|a| Some(*a) != primary.as_ref()))
         {
             if table.position(addr).is_some() {
                 continue;
             }
             match table.lowest_free(cap) {
-                Some(slot) => table.put(slot, *addr),
+                Some(slot) => table.put(slot, addr.clone()),
                 None => skipped += 1,
             }
         }
@@ -206,8 +231,9 @@ impl<K: Ord + Clone + Display> Slots<K> {
             table.capped = false;
         } else if !table.capped {
             table.capped = true;
+            let (noun, option) = self.what;
             log::warn!(
-                "{key}: {} addresses, publishing {cap} (--max-addresses); \
+                "{key}: {} {noun}, publishing {cap} ({option}); \
                  the other {skipped} are skipped while there are too many",
                 present.len()
             );
@@ -225,6 +251,76 @@ impl<K: Ord + Clone + Display> Slots<K> {
     /// Whether addresses of `key` were skipped at its last assignment.
     pub fn capped(&self, key: &K) -> bool {
         self.tables.get(key).is_some_and(|t| t.capped)
+    }
+}
+
+/// The directory of numbered filesystem entries (`data/volumes`): the one
+/// key of their slot table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Dir(&'static str);
+
+impl Display for Dir {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+/// Which `<n>` each mounted filesystem gets in `<dir>/<n>/...` (std
+/// `data/volumes`, rfc `data/fs`): by mount point, under the address rules
+/// (stable while mounted, lowest free slot, at most `--max-filesystems`).
+#[derive(Clone, Debug)]
+pub struct MountSlots {
+    dir: Dir,
+    slots: Slots<Dir, String>,
+}
+
+impl MountSlots {
+    /// No slots yet under `dir`.
+    pub fn new(dir: &'static str) -> Self {
+        MountSlots {
+            dir: Dir(dir),
+            slots: Slots::named("filesystems", "--max-filesystems"),
+        }
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &'static str {
+        self.dir.0
+    }
+
+    /// Learn the slots a previous run left: `<dir>/<n>/<leaf>` holds the
+    /// mount point of slot `n`.
+    pub fn seed(&mut self, existing: &super::Nodes, leaf: &str) {
+        for (path, value) in existing {
+            let Some(rest) = path
+                .strip_prefix(self.dir.0)
+                .and_then(|r| r.strip_prefix('/'))
+            else {
+                continue;
+            };
+            if let Some((n, l)) = rest.split_once('/') {
+                if let (Some(slot), true) = (parse_slot(n, 1024), l == leaf) {
+                    self.slots.seed(self.dir, slot, value.clone());
+                }
+            }
+        }
+    }
+
+    /// The slot of each filesystem published now: `(slot, filesystem)`.
+    pub fn assign<'g>(
+        &mut self,
+        filesystems: &'g BTreeMap<String, crate::state::Filesystem>,
+        cap: usize,
+    ) -> Vec<(usize, &'g crate::state::Filesystem)> {
+        let present: Vec<String> = filesystems.keys().cloned().collect();
+        let table = self.slots.assign(&self.dir, &present, None, cap);
+        let out = table
+            .iter()
+            .enumerate()
+            .filter_map(|(n, m)| Some((n, filesystems.get(m.as_ref()?)?)))
+            .collect();
+        self.slots.end_render();
+        out
     }
 }
 

@@ -16,7 +16,7 @@ use std::fmt;
 use std::net::IpAddr;
 
 use super::super::plan::valid_component;
-use super::slots::{parse_slot, Family, Slots};
+use super::slots::{parse_slot, Family, MountSlots, Slots};
 use super::{put, reportable, sriov_vf, Context, Nodes, Schema};
 use crate::state::{Guest, Interface, Kind};
 
@@ -108,15 +108,25 @@ impl fmt::Display for Key {
 
 /// The "std" layout. Holds the address slots, so one instance lives as
 /// long as the publisher.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Standard {
     slots: Slots<Key>,
+    volumes: MountSlots,
+}
+
+impl Default for Standard {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Standard {
     /// A schema with no slot history (see [`Schema::adopt`]).
     pub fn new() -> Self {
-        Self::default()
+        Standard {
+            slots: Slots::new(),
+            volumes: MountSlots::new("data/volumes"),
+        }
     }
 }
 
@@ -171,6 +181,7 @@ impl Schema for Standard {
             "data/meminfo_free",
             "data/host_name_dns",
             "data/domain",
+            "data/volumes",
             "attr/PVAddons",
             "attr/xen-guest-agent",
             "attr/vif",
@@ -189,6 +200,7 @@ impl Schema for Standard {
     /// not parse (non-integer slot, address of the wrong family, unknown
     /// key) is ignored, and so removed as stale by the first plan.
     fn adopt(&mut self, existing: &Nodes) {
+        self.volumes.seed(existing, "mount_points/0");
         for (path, value) in existing {
             let parts: Vec<&str> = path.split('/').collect();
             let (owner, family, slot) = match parts[..] {
@@ -244,6 +256,25 @@ impl Schema for Standard {
             // which no toolstack reads), changes with the name, in the same
             // transaction (`data` is written before `attr`).
             put(&mut nodes, HOST_NAME_SIGNAL, &h.fqdn());
+        }
+        // The layout of xe-guest-utilities and the Windows agent, which Xen
+        // Orchestra's disk space plugin reads: sizes in bytes, `free` what
+        // users may still write (df's "Avail").
+        for (n, fs) in self.volumes.assign(&guest.filesystems, ctx.max_filesystems) {
+            let dir = format!("{}/{n}", self.volumes.dir());
+            put(&mut nodes, format!("{dir}/name"), &fs.device);
+            put(&mut nodes, format!("{dir}/filesystem"), &fs.fstype);
+            put(
+                &mut nodes,
+                format!("{dir}/size"),
+                &fs.total_bytes.to_string(),
+            );
+            put(
+                &mut nodes,
+                format!("{dir}/free"),
+                &fs.available_bytes.to_string(),
+            );
+            put(&mut nodes, format!("{dir}/mount_points/0"), &fs.mount_point);
         }
         for (path, value) in PV_ADDONS {
             put(&mut nodes, path, value);

@@ -73,6 +73,7 @@ fn sample() -> Guest {
         }),
         host_name: None,
         mode: None,
+        filesystems: BTreeMap::new(),
         interfaces: ifaces.into_iter().map(|i| (i.link.index, i)).collect(),
     }
 }
@@ -81,6 +82,7 @@ fn ctx() -> Context {
     Context {
         sriov_vfs: BTreeMap::from([("7".to_string(), "02:AB:CD:00:00:07".to_string())]),
         max_addresses: 32,
+        max_filesystems: 16,
         feature_balloon: true,
     }
 }
@@ -330,4 +332,54 @@ fn host_name_and_mode_nodes() {
     let nodes = s.render(&g, &ctx());
     assert!(!nodes.contains_key("data/os/domain"));
     assert!(!nodes.keys().any(|k| k.starts_with("data/virtualization")));
+}
+
+#[test]
+fn filesystems_are_a_slotted_tree_in_kib() {
+    use super::super::fixtures::filesystem;
+    let mut g = sample();
+    for f in [
+        filesystem("/", "/dev/xvda1", 10_000, 4_000),
+        filesystem("/mnt/a b", "/dev/loop0", 100, 100),
+    ] {
+        g.filesystems.insert(f.mount_point.clone(), f);
+    }
+    let mut r = Rfc::new();
+    let nodes = r.render(&g, &ctx());
+    let fs: Nodes = nodes
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("data/fs/"))
+        .collect();
+    assert_eq!(
+        fs,
+        pairs(&[
+            ("data/fs/0/mount-point", "/"),
+            ("data/fs/0/type", "ext4"),
+            ("data/fs/0/device", "/dev/xvda1"),
+            ("data/fs/0/total-kib", "10000"),
+            ("data/fs/0/used-kib", "6000"),
+            ("data/fs/0/available-kib", "4000"),
+            ("data/fs/1/mount-point", "/mnt/a b"),
+            ("data/fs/1/type", "ext4"),
+            ("data/fs/1/device", "/dev/loop0"),
+            ("data/fs/1/total-kib", "100"),
+            ("data/fs/1/used-kib", "0"),
+            ("data/fs/1/available-kib", "100"),
+        ])
+    );
+    // Unmounting / frees slot 0, /mnt/a b stays in 1; a restart keeps it.
+    g.filesystems.remove("/");
+    let nodes = r.render(&g, &ctx());
+    assert_eq!(
+        nodes.get("data/fs/1/mount-point").map(String::as_str),
+        Some("/mnt/a b")
+    );
+    assert!(!nodes.contains_key("data/fs/0/mount-point"));
+    let mut again = Rfc::new();
+    again.adopt(&nodes);
+    let nodes = again.render(&g, &ctx());
+    assert_eq!(
+        nodes.get("data/fs/1/mount-point").map(String::as_str),
+        Some("/mnt/a b")
+    );
 }

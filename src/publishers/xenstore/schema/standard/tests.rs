@@ -2,7 +2,7 @@ use super::super::super::plan::{plan, valid_path, valid_value};
 use super::super::fixtures::{ctx, guest, iface, link};
 use super::super::Op;
 use super::*;
-use crate::state::{AddrFlags, Address, OsInfo};
+use crate::state::{AddrFlags, Address, Filesystem, OsInfo};
 
 fn lo() -> Interface {
     let mut l = link(1, "lo", Some("00:00:00:00:00:00"), Kind::Loopback);
@@ -550,4 +550,96 @@ fn the_host_name_is_what_xapi_reads_and_a_watched_node_signals_it() {
     });
     let with_mode = Standard::new().render(&g, &ctx());
     assert_eq!(with_mode, nodes);
+}
+
+/// Only the `data/volumes` nodes.
+fn volumes(nodes: &Nodes) -> Vec<(String, String)> {
+    nodes
+        .iter()
+        .filter(|(k, _)| k.starts_with("data/volumes/"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+fn with_fs(list: &[Filesystem]) -> Guest {
+    let mut g = guest(vec![eth0()]);
+    g.filesystems = list
+        .iter()
+        .map(|f| (f.mount_point.clone(), f.clone()))
+        .collect();
+    g
+}
+
+#[test]
+fn filesystems_are_volumes_in_the_layout_of_xe_guest_utilities() {
+    use super::super::fixtures::filesystem;
+    let g = with_fs(&[
+        filesystem("/", "/dev/xvda1", 10_000, 4_000),
+        filesystem("/boot", "/dev/xvda2", 500, 400),
+    ]);
+    assert_eq!(
+        volumes(&Standard::new().render(&g, &ctx())),
+        pairs(&[
+            ("data/volumes/0/name", "/dev/xvda1"),
+            ("data/volumes/0/filesystem", "ext4"),
+            ("data/volumes/0/size", "10240000"),
+            ("data/volumes/0/free", "4096000"),
+            ("data/volumes/0/mount_points/0", "/"),
+            ("data/volumes/1/name", "/dev/xvda2"),
+            ("data/volumes/1/filesystem", "ext4"),
+            ("data/volumes/1/size", "512000"),
+            ("data/volumes/1/free", "409600"),
+            ("data/volumes/1/mount_points/0", "/boot"),
+        ])
+    );
+}
+
+#[test]
+fn volume_slots_are_stable_reused_capped_and_adopted() {
+    use super::super::fixtures::filesystem;
+    let (root, boot, data, srv) = (
+        filesystem("/", "/dev/xvda1", 100, 50),
+        filesystem("/boot", "/dev/xvda2", 100, 50),
+        filesystem("/data", "/dev/xvdb", 100, 50),
+        filesystem("/srv", "/dev/xvdc", 100, 50),
+    );
+    let slot_of = |nodes: &Nodes, at: &str| {
+        nodes
+            .iter()
+            .find(|(k, v)| k.ends_with("/mount_points/0") && v.as_str() == at)
+            .map(|(k, _)| k.split('/').nth(2).unwrap().to_string())
+    };
+    let mut s = Standard::new();
+    let mut c = ctx();
+    c.max_filesystems = 3;
+    let n = s.render(&with_fs(&[root.clone(), boot.clone(), data.clone()]), &c);
+    assert_eq!(slot_of(&n, "/data").as_deref(), Some("2"));
+    // /boot unmounted: /data keeps slot 2; /srv takes the free slot 1.
+    let n = s.render(&with_fs(&[root.clone(), data.clone(), srv.clone()]), &c);
+    assert_eq!(slot_of(&n, "/data").as_deref(), Some("2"));
+    assert_eq!(slot_of(&n, "/srv").as_deref(), Some("1"));
+    // Over the cap: the newcomer is skipped, nothing moves.
+    let n = s.render(
+        &with_fs(&[root.clone(), boot.clone(), data.clone(), srv.clone()]),
+        &c,
+    );
+    assert_eq!(slot_of(&n, "/boot"), None);
+    assert_eq!(slot_of(&n, "/srv").as_deref(), Some("1"));
+    assert_eq!(volumes(&n).len(), 15);
+
+    // A restart adopts what the previous run wrote; garbage is ignored.
+    let mut existing = n.clone();
+    existing.insert("data/volumes/07/mount_points/0".into(), "/boot".into());
+    let mut again = Standard::new();
+    again.adopt(&existing);
+    let n2 = again.render(&with_fs(&[srv.clone(), root.clone()]), &c);
+    assert_eq!(slot_of(&n2, "/srv").as_deref(), Some("1"));
+    assert_eq!(slot_of(&n2, "/").as_deref(), Some("0"));
+}
+
+#[test]
+fn no_filesystems_no_volumes_node() {
+    let nodes = Standard::new().render(&guest(vec![eth0()]), &ctx());
+    assert!(volumes(&nodes).is_empty());
+    assert!(Standard::new().owned().contains(&"data/volumes"));
 }
