@@ -2,7 +2,9 @@
 # Package test: build the .deb, install it into a clean Debian root over a
 # dummy xe-guest-utilities, check every file, remove and purge it, and
 # check that nothing is left behind; check the systemd unit with
-# systemd-analyze (verify, and the security exposure score).
+# systemd-analyze (verify, and the security exposure score), and the udev
+# rule that onlines hot-plugged vCPUs with the root's own udevadm against a
+# made-up sysfs.
 #
 # usage: packaging/test.sh [--static]   (as root: chroot, dpkg)
 #   --static   test the xen-guest-agent-static variant instead (the portable
@@ -28,6 +30,7 @@ esac
 cache=${XGA_PKG_CACHE:-$HOME/.cache/xen-guest-agent-tests/pkg}
 suite=${XGA_PKG_SUITE:-bookworm}
 unit=xen-guest-agent.service
+rules=60-xen-guest-agent-vcpu-hotplug.rules
 start=$SECONDS
 # shellcheck source=packaging/debroot.sh
 . "$top/packaging/debroot.sh"
@@ -76,12 +79,14 @@ dpkg-deb -I "$deb" | sed -n '/Package:/,$p'
 if out=$(lintian --pedantic --fail-on error,warning "$deb" 2>/dev/null); then ok "lintian --pedantic: no error, no warning"
 else bad "lintian --pedantic"; echo "$out"; fi
 
-# A stand-in for xe-guest-utilities: same package name, a daemon and a unit.
+# A stand-in for xe-guest-utilities: same package name, a daemon, a unit
+# and, where its .deb has its vCPU rule, a stand-in rule file.
 dummy=$work/dummy
-mkdir -p "$dummy/DEBIAN" "$dummy/usr/sbin" "$dummy/lib/systemd/system"
+mkdir -p "$dummy/DEBIAN" "$dummy/usr/sbin" "$dummy/lib/systemd/system" "$dummy/lib/udev/rules.d"
 printf '#!/bin/sh\nexit 0\n' > "$dummy/usr/sbin/xe-daemon"
 chmod 0755 "$dummy/usr/sbin/xe-daemon"
 printf '[Service]\nExecStart=/usr/sbin/xe-daemon\n' > "$dummy/lib/systemd/system/xe-linux-distribution.service"
+echo '# stand-in for xe-guest-utilities vCPU rule' > "$dummy/lib/udev/rules.d/z10_xen-vcpu-hotplug.rules"
 cat > "$dummy/DEBIAN/control" <<EOF
 Package: xe-guest-utilities
 Version: 7.30.0-1
@@ -95,9 +100,10 @@ dpkg-deb --root-owner-group --build "$dummy" "$work/xe-guest-utilities.deb" >/de
 # libxenstore4 is in the root so that the dynamic package's dependency is
 # met offline (the static variant's test removes it first); systemd, dbus
 # and iproute2 for the boot under systemd-nspawn (systemd is installed but
-# not running during the dpkg tests, as in an image build).
+# not running during the dpkg tests, as in an image build); udev for its
+# udevadm, which reads the installed rule.
 mkdir -p "$root"
-debian_root "$suite" libxenstore4,init-system-helpers,systemd,systemd-sysv,dbus,iproute2 "$cache" "$root" ||
+debian_root "$suite" libxenstore4,init-system-helpers,systemd,systemd-sysv,dbus,iproute2,udev "$cache" "$root" ||
   die "no Debian root"
 mount -t proc proc "$root/proc"
 # A chroot without systemd running: maintainer scripts must cope.
@@ -120,16 +126,24 @@ before=$(snapshot)
 
 echo "=== dpkg -i xe-guest-utilities (dummy), then $package"
 check "dummy xe-guest-utilities installs" in_root dpkg -i /tmp/xe-guest-utilities.deb
+# What xe-linux-distribution wrote at each start of xe-guest-utilities: no
+# package owns it, and ours leaves it alone (see packaging/deb/postinst).
+xld=/var/cache/xe-linux-distribution
+printf 'os_distro="debian"\nos_majorver="12"\nos_minorver="5"\n' > "$root$xld"
+xld_sum=$(md5sum < "$root$xld")
 log=$work/install.log
 if in_root dpkg -i "/tmp/$(basename "$deb")" > "$log" 2>&1; then ok "dpkg -i $package (no systemd running)"; else bad "dpkg -i $package"; fi
 cat "$log"
 check "$package is installed" [ "$(status "$package")" = ii ]
 check "xe-guest-utilities was removed" test "$(status xe-guest-utilities)" != ii
 check "xe-guest-utilities' files are gone" [ ! -e "$root/usr/sbin/xe-daemon" ]
+check "xe-guest-utilities' udev rule is gone" [ ! -e "$root/lib/udev/rules.d/z10_xen-vcpu-hotplug.rules" ]
+check "$xld is left as it was" [ "$(md5sum < "$root$xld" 2>/dev/null)" = "$xld_sum" ]
 
 echo "=== files"
 expected="/etc/default/xen-guest-agent
 /lib/systemd/system/$unit
+/lib/udev/rules.d/$rules
 /usr/sbin/xen-guest-agent
 /usr/share/bash-completion/completions/xen-guest-agent
 /usr/share/doc/$package/README.md.gz
@@ -147,6 +161,10 @@ check "/etc/default/xen-guest-agent is a conffile" grep -q /etc/default/xen-gues
 check "man page is valid gzip" gzip -t "$root/usr/share/man/man8/xen-guest-agent.8.gz"
 check "man page documents --schema" sh -c "zcat '$root/usr/share/man/man8/xen-guest-agent.8.gz' | grep -q 'schema'"
 check "bash completion parses" bash -n "$root/usr/share/bash-completion/completions/xen-guest-agent"
+check "udev rule /lib/udev/rules.d/$rules is startup/$rules" cmp -s "$top/startup/$rules" "$root/lib/udev/rules.d/$rules"
+check "udev rule is root:root 0644" [ "$(stat -c '%U:%G %a' "$root/lib/udev/rules.d/$rules")" = "root:root 644" ]
+check "the package suggests xenstore-utils (the xenstore-* commands)" \
+  sh -c "dpkg-deb -f '$deb' Suggests | grep -qw xenstore-utils"
 check "the service is enabled (multi-user.target.wants)" \
   [ "$(readlink "$root/etc/systemd/system/multi-user.target.wants/$unit")" = "/lib/systemd/system/$unit" ]
 version=$(in_root /usr/sbin/xen-guest-agent --version || true)
@@ -166,6 +184,54 @@ fi
 # The unit's ExecStart, unchanged, against the installed files.
 check "unit's ExecStart names the installed binary" \
   grep -qx 'ExecStart=/usr/sbin/xen-guest-agent $XEN_GUEST_AGENT_ARGS' "$root/lib/systemd/system/$unit"
+
+echo "=== the udev rule: hot-plugged vCPUs brought online"
+# The root's own udevadm runs all the root's rules, ours as the package
+# installed it, for an event on a made-up CPU device. In a mount namespace
+# of its own, tmpfs covers the root's /sys (the device: uevent, subsystem
+# link, online file), /dev (null, and /dev/xen/xenbus for a Xen guest),
+# /run (udevadm's database) and /etc/udev/rules.d (where a mask goes), so
+# nothing is left in the root. `udevadm test` skips RUN but makes ATTR{}=
+# writes (systemd 252, bookworm's), so the online file shows the effect;
+# SYSTEMD_DEVICE_VERIFY_SYSFS=0 lets it take a /sys that is not sysfs (a
+# switch systemd has for tests).
+cat > "$work/udev-case.sh" <<'EOF2'
+#!/bin/bash
+# udev-case.sh ROOT RULES LOG ACTION ONLINE(0|1|none) xen|notxen [masked]:
+# prints the CPU's online file after the event ("absent" when it has none).
+set -eu
+root=$1 rules=$2 log=$3 action=$4 online=$5 xen=$6 mask=${7:-}
+for d in sys dev run etc/udev/rules.d; do mount -t tmpfs tmpfs "$root/$d"; done
+cpu=$root/sys/devices/system/cpu/cpu1
+mkdir -p "$root/sys/bus/cpu/devices" "$cpu"
+: > "$cpu/uevent"
+ln -s ../../../../bus/cpu "$cpu/subsystem"
+if [ "$online" != none ]; then echo "$online" > "$cpu/online"; fi
+mknod -m 0666 "$root/dev/null" c 1 3
+if [ "$xen" = xen ]; then mkdir "$root/dev/xen"; : > "$root/dev/xen/xenbus"; fi
+if [ "$mask" = masked ]; then ln -s /dev/null "$root/etc/udev/rules.d/$rules"; fi
+SYSTEMD_DEVICE_VERIFY_SYSFS=0 chroot "$root" udevadm test --action="$action" \
+  /sys/devices/system/cpu/cpu1 > "$log" 2>&1 || echo "udevadm test failed: $?" >> "$log"
+cat "$cpu/online" 2>/dev/null || echo absent
+EOF2
+chmod 0755 "$work/udev-case.sh"
+ulog=$work/udevadm.log
+udev_case() { unshare -m --propagation private "$work/udev-case.sh" "$root" "$rules" "$ulog" "$@"; }
+# Our rule's own line in udevadm's log when it writes the attribute.
+wrote() { grep -q "$rules:[0-9]*.* ATTR '/sys/devices/system/cpu/cpu1/online' writing '1'" "$ulog"; }
+# udev_check WHAT ONLINE-AFTER write|nowrite ACTION ONLINE xen|notxen [masked]
+udev_check() {
+  local what=$1 want=$2 write=$3 got; shift 3
+  got=$(udev_case "$@")
+  if [ "$got" = "$want" ] && { if [ "$write" = write ]; then wrote; else ! wrote; fi; }; then ok "udev: $what"
+  else bad "udev: $what (online after: '$got', wanted '$want' and $write by our rule; udevadm's log:)"; cat "$ulog"; fi
+}
+udev_check "a Xen guest's hot-plugged vCPU (add, online 0) is brought online" 1 write add 0 xen
+udev_check "not in a Xen guest (no /dev/xen/xenbus): left offline" 0 nowrite add 0 notxen
+udev_check "a change event: left offline" 0 nowrite change 0 xen
+udev_check "an online vCPU: not written" 1 nowrite add 1 xen
+udev_check "a CPU without an online attribute: nothing written" absent nowrite add none xen
+udev_check "masked (/etc/udev/rules.d/$rules -> /dev/null, as the rule says): left offline" 0 nowrite add 0 xen masked
 
 echo "=== systemd-analyze"
 # verify looks ExecStart's binary and Documentation's man page up on this
@@ -195,6 +261,8 @@ check "removed: unit masked" [ "$(readlink "$root/etc/systemd/system/$unit")" = 
 if in_root dpkg -P "$package" > "$log" 2>&1; then ok "dpkg -P"; else bad "dpkg -P"; fi
 cat "$log"
 check "purged: package unknown to dpkg" [ -z "$(status "$package")" ]
+check "purged: $xld is still left as it was" [ "$(md5sum < "$root$xld" 2>/dev/null)" = "$xld_sum" ]
+rm -f "$root$xld"
 after=$(snapshot)
 if [ "$before" = "$after" ]; then
   ok "purged: the root is file for file as before the install"
@@ -272,7 +340,14 @@ if rpm=$("$top/packaging/rpm/build.sh" "${rargs[@]}" 2>"$work/rpmbuild.log" | ta
       /usr/share/zsh/site-functions/_xen-guest-agent /usr/share/fish/vendor_completions.d/xen-guest-agent.fish; do
     check "rpm has $f" grep -qx "$f" <<<"$rfiles"
   done
+  check "rpm has /usr/lib/udev/rules.d/$rules" grep -qx "/usr/lib/udev/rules.d/$rules" <<<"$rfiles"
+  check "rpm's udev rule is startup/$rules" \
+    sh -c "rpm2archive - < '$rpm' | tar -xzO ./usr/lib/udev/rules.d/$rules | cmp -s - '$top/startup/$rules'"
+  check "rpm's udev rule is 0644" sh -c "rpm -qp --qf '[%{FILEMODES:perms} %{FILENAMES}\n]' '$rpm' 2>/dev/null |
+    grep -qx -- '-rw-r--r-- /usr/lib/udev/rules.d/$rules'"
   check "rpm obsoletes xe-guest-utilities" sh -c "rpm -qp --obsoletes '$rpm' 2>/dev/null | grep -q '^xe-guest-utilities '"
+  check "rpm does not obsolete xe-guest-utilities-xenstore (the xenstore-* commands stay)" \
+    sh -c "! rpm -qp --obsoletes '$rpm' 2>/dev/null | grep -q '^xe-guest-utilities-xenstore'"
   if [ -n "$static" ]; then
     check "static rpm requires neither glibc nor xen-libs: $(rpm -qp --requires "$rpm" 2>/dev/null | sort -u | tr '\n' ' ')" \
       sh -c "! rpm -qp --requires '$rpm' 2>/dev/null | grep -qE 'xen-libs|libc\.so|glibc|rtld|\.so'"

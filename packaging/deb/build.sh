@@ -46,6 +46,7 @@ done
 
 cd "$top"
 unit=xen-guest-agent.service
+rules=60-xen-guest-agent-vcpu-hotplug.rules
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n1)
 [ -n "$version" ] || die "no version in Cargo.toml"
 debversion=$version-${XGA_DEB_REVISION:-1}
@@ -92,6 +93,12 @@ install -D -m 0755 "$binary" "$stage/usr/sbin/xen-guest-agent"
 # merged-/usr, the same directory as /usr/lib/systemd/system).
 install -D -m 0644 startup/$unit "$stage/lib/systemd/system/$unit"
 install -D -m 0644 packaging/deb/default "$stage/etc/default/xen-guest-agent"
+# The udev rule that brings hot-plugged vCPUs online, carried over from
+# xe-guest-utilities (which this package removes; the rule says why).
+# /lib/udev/rules.d: where udev reads packages' rules on every Debian and
+# Ubuntu, merged-/usr or not (Debian 11 upgraded from 10). udevd notices a
+# new rules file by itself: nothing to reload in postinst.
+install -D -m 0644 startup/$rules "$stage/lib/udev/rules.d/$rules"
 install -d -m 0755 "$stage/usr/share/man/man8" "$doc" \
   "$stage/usr/share/bash-completion/completions" \
   "$stage/usr/share/zsh/vendor-completions" \
@@ -166,7 +173,9 @@ fi
 installed_size=$(du -k -s --apparent-size --exclude=DEBIAN "$stage" | cut -f1)
 # Replaces + Conflicts: installing this package removes xe-guest-utilities
 # (and the other variant of this one) in the same dpkg run; Provides: what
-# depended on xe-guest-utilities is satisfied by this agent.
+# depended on xe-guest-utilities is satisfied by this agent. Suggests:
+# xe-guest-utilities also shipped the xenstore-read, -write, -ls... commands,
+# which this agent does not; xenstore-utils has the same commands, from Xen.
 cat > "$stage/DEBIAN/control" <<EOF
 Package: $package
 Version: $debversion
@@ -177,6 +186,7 @@ ${depends:+Depends: $depends
 }Conflicts: xe-guest-utilities, xe-guest-utilities-latest, $other
 Replaces: xe-guest-utilities, xe-guest-utilities-latest, $other
 Provides: xe-guest-utilities, xe-guest-utilities-latest${static:+, xen-guest-agent}
+Suggests: xenstore-utils
 Section: admin
 Priority: optional
 Description: Xen guest agent: publishes guest facts in xenstore

@@ -45,7 +45,8 @@ mkdir -p "$pre" "$work/top" "$out"
 cp "$binary" "$pre/xen-guest-agent"
 cargo run --locked -q -p xtask -- man "$pre" >/dev/null
 cargo run --locked -q -p xtask -- completions "$pre" >/dev/null
-cp startup/xen-guest-agent.service packaging/deb/default LICENSE README.md "$pre/"
+cp startup/xen-guest-agent.service startup/60-xen-guest-agent-vcpu-hotplug.rules \
+  packaging/deb/default LICENSE README.md "$pre/"
 cp packaging/NOTICE-static "$pre/"
 
 defs=(--define "_topdir $work/top" --define "xga_prebuilt $pre")
