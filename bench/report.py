@@ -55,8 +55,8 @@ def render(r):
     for rr in r.get("reruns", []):
         w(f"- parts **{', '.join(rr['parts'])}** measured again by `{rr['command']}` on "
           f"{rr['machine']['date']} (commit `{rr['machine']['commit']}`, load average "
-          f"{' '.join(rr['machine']['loadavg_at_start'])}): the first run of these parts was "
-          f"disturbed by other work on the machine")
+          f"{' '.join(rr['machine']['loadavg_at_start'])}): "
+          + rr.get("note", "the first run of these parts was disturbed by other work on the machine"))
     w("- raw figures: `bench/results.json`; how each is taken: `bench/README.md`; "
       "why the misses: `bench/ANALYSIS.md`\n")
     w("This machine is shared by several engineers building at the same time on 2 cores: "
