@@ -46,6 +46,52 @@ pub async fn read_whole<T: AsRawFd>(fd: &AsyncFd<T>, buf: &mut [u8]) -> io::Resu
     }
 }
 
+/// A kernel file that signals its own changes to `poll` (Linux:
+/// `/proc/sys/kernel/hostname` at every `sethostname`, `/proc/self/mountinfo`
+/// at every mount and unmount, as `POLLERR|POLLPRI`). Registered with the
+/// runtime's reactor, it costs nothing between changes. The file is also
+/// readable from the start, so the first wakeup may be the registration
+/// rather than a change: callers read again and compare.
+pub struct ChangeWatch {
+    #[cfg(target_os = "linux")]
+    fd: AsyncFd<std::fs::File>,
+}
+
+impl ChangeWatch {
+    /// Watch `path` from now on; `Unsupported` where the kernel has no such
+    /// signal (FreeBSD).
+    pub fn open(path: &str) -> io::Result<Self> {
+        #[cfg(target_os = "linux")]
+        {
+            let file = std::fs::File::open(path)
+                .map_err(|e| io::Error::new(e.kind(), format!("cannot open {path}: {e}")))?;
+            Ok(ChangeWatch {
+                fd: register(file, Interest::READABLE)?,
+            })
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = path;
+            Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "this kernel has no file that signals such changes",
+            ))
+        }
+    }
+
+    /// Wait for the next change (or a spurious wakeup).
+    pub async fn changed(&mut self) -> io::Result<()> {
+        #[cfg(target_os = "linux")]
+        {
+            let mut guard = self.fd.readable_mut().await?;
+            guard.clear_ready();
+            Ok(())
+        }
+        #[cfg(not(target_os = "linux"))]
+        std::future::pending().await
+    }
+}
+
 /// The raw value of a sysctl, read by name into `buf`: the bytes the
 /// kernel wrote. A missing name is `NotFound` (ENOENT). The error names the
 /// sysctl.

@@ -6,13 +6,10 @@
 use std::fs::File;
 use std::io::{self, Read};
 
-use tokio::io::unix::AsyncFd;
-use tokio::io::Interest;
-
 use super::Mount;
 
 /// The mount table, and the file that signals its changes.
-const MOUNTINFO: &str = "/proc/self/mountinfo";
+pub const MOUNTINFO: &str = "/proc/self/mountinfo";
 
 /// Most bytes of the mount table read: a host with tens of thousands of
 /// mounts has a few MiB; what is beyond is not reported.
@@ -99,30 +96,6 @@ fn unescape(field: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Wakes up when the mount table may have changed.
-pub struct Watch {
-    fd: AsyncFd<File>,
-}
-
-impl Watch {
-    /// Watch the mount table from now on.
-    pub fn new() -> io::Result<Self> {
-        let file = File::open(MOUNTINFO)
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot open {MOUNTINFO}: {e}")))?;
-        // Readable from the start: the first wakeup may be that, not a
-        // change (the table is read again and found the same).
-        let fd = crate::sys::register(file, Interest::READABLE)?;
-        Ok(Watch { fd })
-    }
-
-    /// Wait for the next change (or a spurious wakeup).
-    pub async fn changed(&mut self) -> io::Result<()> {
-        let mut guard = self.fd.readable_mut().await?;
-        guard.clear_ready();
-        Ok(())
-    }
 }
 
 #[cfg(test)]

@@ -29,17 +29,19 @@ use tokio::sync::watch;
 use super::EventStream;
 use crate::state::{Event, Filesystem};
 
+use crate::sys::ChangeWatch as Watch;
+
 #[cfg(target_os = "linux")]
 mod linux;
 #[cfg(target_os = "linux")]
 pub use linux::parse_mountinfo;
 #[cfg(target_os = "linux")]
-use linux::{mounts, Watch};
+use linux::{mounts, MOUNTINFO as SIGNAL};
 
 #[cfg(not(target_os = "linux"))]
 mod other;
 #[cfg(not(target_os = "linux"))]
-use other::{mounts, Watch};
+use other::{mounts, SIGNAL};
 
 /// Which filesystems are reported (`--filesystems`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -272,7 +274,7 @@ pub fn stream(which: Which, beat: watch::Receiver<()>, oneshot: bool) -> EventSt
                 survey.reread(mounts());
                 let now = survey.measure().unwrap_or_default();
                 if !oneshot {
-                    watch = match Watch::new() {
+                    watch = match Watch::open(SIGNAL) {
                         Ok(w) => Some(w),
                         Err(e) => {
                             log::info!("filesystems: mounts are seen at each sample only ({e})");

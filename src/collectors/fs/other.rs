@@ -7,6 +7,9 @@ use std::io;
 
 use super::Mount;
 
+/// No file signals mounts here: the mount table is read at each sample.
+pub const SIGNAL: &str = "the mount table";
+
 /// The mount table now.
 pub fn mounts() -> io::Result<Vec<Mount>> {
     let mut list: *mut libc::statfs = std::ptr::null_mut();
@@ -44,22 +47,4 @@ fn fsid(id: &libc::fsid_t) -> (u64, u64) {
     let [a, b] =
         unsafe { std::ptr::read_unaligned((id as *const libc::fsid_t).cast::<[i32; 2]>()) };
     (a as u32 as u64, b as u32 as u64)
-}
-
-/// Never built: [`Watch::new`] says why.
-pub struct Watch;
-
-impl Watch {
-    /// Unsupported here.
-    pub fn new() -> io::Result<Self> {
-        Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "this kernel does not signal mounts",
-        ))
-    }
-
-    /// Never called: there is no watch.
-    pub async fn changed(&mut self) -> io::Result<()> {
-        std::future::pending().await
-    }
 }

@@ -18,15 +18,12 @@ use futures::stream;
 use super::EventStream;
 use crate::state::{Event, HostName};
 
-#[cfg(target_os = "linux")]
-mod linux;
-#[cfg(target_os = "linux")]
-use linux::Watch;
+use crate::sys::ChangeWatch as Watch;
 
-#[cfg(not(target_os = "linux"))]
-mod other;
-#[cfg(not(target_os = "linux"))]
-use other::Watch;
+/// The file Linux signals host name changes on (in every UTS namespace: a
+/// change in another one is a spurious wakeup, the name is read again and
+/// found the same).
+const HOSTNAME: &str = "/proc/sys/kernel/hostname";
 
 /// Most bytes read from `/etc/hosts` or `/etc/resolv.conf`: both are a few
 /// lines; anything larger is not worth a megabyte of the agent's memory.
@@ -54,7 +51,7 @@ pub fn stream(etc: PathBuf, oneshot: bool) -> EventStream {
             let mut watch = match watch {
                 Some(w) => w,
                 None if oneshot => return None,
-                None => match Watch::new() {
+                None => match Watch::open(HOSTNAME) {
                     Ok(w) => w,
                     // Expected where the kernel has no signal (FreeBSD).
                     Err(e) if e.kind() == std::io::ErrorKind::Unsupported => {
