@@ -51,7 +51,7 @@ sd_new_domid() {
 # same before and after: writes a toolstack's watch sees for nothing
 rewrites_of_unchanged() {
   sed 1d "$3" | awk '{print $2}' | sed "s#^$XS_HOME/##" | grep -v -E '^xenvm(/|$)' | sort -u |
-    jq -R -r --argjson a "$1" --argjson b "$2" 'select(($a | has(.)) and ($b | has(.)) and $a[.] == $b[.])'
+    jq -R -r --argjson a "$1" --argjson b "$2" '. as $k | select(($a | has($k)) and ($b | has($k)) and $a[$k] == $b[$k])'
 }
 # written_nodes WATCH_FILE: the nodes written (sorted, unique), xenvm/ left out
 written_nodes() {
