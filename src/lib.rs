@@ -20,6 +20,7 @@ pub mod cli;
 pub mod collectors;
 pub mod error;
 pub mod logging;
+pub mod netconf;
 pub mod publishers;
 pub mod service;
 pub mod state;
