@@ -10,6 +10,7 @@
 // Helpers shared by the tests of both collectors; some serve only one.
 #[allow(dead_code)]
 mod agent;
+mod live;
 #[allow(dead_code)]
 mod model;
 #[allow(dead_code)]
