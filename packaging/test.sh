@@ -31,6 +31,7 @@ cache=${XGA_PKG_CACHE:-$HOME/.cache/xen-guest-agent-tests/pkg}
 suite=${XGA_PKG_SUITE:-bookworm}
 unit=xen-guest-agent.service
 rules=60-xen-guest-agent-vcpu-hotplug.rules
+dropin=xen-guest-agent-static-ip.conf
 start=$SECONDS
 # shellcheck source=packaging/debroot.sh
 . "$top/packaging/debroot.sh"
@@ -152,6 +153,7 @@ expected="/etc/default/xen-guest-agent
 /usr/share/fish/vendor_completions.d/xen-guest-agent.fish
 /usr/share/lintian/overrides/$package
 /usr/share/man/man8/xen-guest-agent.8.gz
+/usr/share/xen-guest-agent/$dropin
 /usr/share/zsh/vendor-completions/_xen-guest-agent"
 actual=$(in_root dpkg -L "$package" | while read -r f; do [ -d "$root$f" ] || echo "$f"; done | sort)
 if [ "$actual" = "$expected" ]; then ok "the package's files are exactly the expected ones"
@@ -162,6 +164,8 @@ check "man page is valid gzip" gzip -t "$root/usr/share/man/man8/xen-guest-agent
 check "man page documents --schema" sh -c "zcat '$root/usr/share/man/man8/xen-guest-agent.8.gz' | grep -q 'schema'"
 check "bash completion parses" bash -n "$root/usr/share/bash-completion/completions/xen-guest-agent"
 check "udev rule /lib/udev/rules.d/$rules is startup/$rules" cmp -s "$top/startup/$rules" "$root/lib/udev/rules.d/$rules"
+check "the --allow static-ip drop-in is startup/$dropin, 0644, not active" sh -c "cmp -s '$top/startup/$dropin' '$root/usr/share/xen-guest-agent/$dropin' &&
+  [ \"\$(stat -c %a '$root/usr/share/xen-guest-agent/$dropin')\" = 644 ] && [ ! -e '$root/etc/systemd/system/$unit.d' ]"
 check "udev rule is root:root 0644" [ "$(stat -c '%U:%G %a' "$root/lib/udev/rules.d/$rules")" = "root:root 644" ]
 check "the package suggests xenstore-utils (the xenstore-* commands)" \
   sh -c "dpkg-deb -f '$deb' Suggests | grep -qw xenstore-utils"
@@ -248,6 +252,21 @@ case ${score#* } in
   OK|SAFE|PERFECT) ok "exposure level '${score#* }' is OK or better" ;;
   *) bad "exposure level '$score' is worse than OK" ;;
 esac
+# With the --allow static-ip drop-in linked as the README says: still
+# valid, and it adds exactly CAP_NET_ADMIN to what the score counts.
+mkdir -p "$work/$unit.d" "$root/etc/systemd/system/$unit.d"
+ln -s "/usr/share/xen-guest-agent/$dropin" "$root/etc/systemd/system/$unit.d/static-ip.conf"
+cp "$root/usr/share/xen-guest-agent/$dropin" "$work/$unit.d/static-ip.conf"
+if out=$(MANPATH=$root/usr/share/man systemd-analyze verify "$work/$unit" 2>&1) && [ -z "$out" ]; then
+  ok "systemd-analyze verify with the static-ip drop-in: no complaint"
+else bad "systemd-analyze verify with the static-ip drop-in"; echo "$out"; fi
+with=$(systemd-analyze security --offline=yes --root="$root" "$unit" 2>&1 || true)
+score_with=$(echo "$with" | sed -n 's/.*Overall exposure level for .*: \([0-9.]*\) \([A-Z]*\).*/\1 \2/p')
+echo "systemd-analyze security with the static-ip drop-in: exposure $score_with"
+extra=$(diff <(echo "$security" | grep '✗' | awk '{print $2}' | sort) <(echo "$with" | grep '✗' | awk '{print $2}' | sort) | sed -n 's/^> //p' | tr '\n' ' ')
+check "the drop-in costs only CAP_NET_ADMIN (new findings: $extra), exposure '$score_with' still OK" \
+  sh -c "[ '$extra' = 'CapabilityBoundingSet=~CAP_NET_ADMIN ' ] && case '${score_with#* }' in OK|SAFE|PERFECT) true ;; *) false ;; esac"
+rm -rf "$root/etc/systemd/system/$unit.d" "$work/$unit.d"
 
 echo "=== dpkg -r, then dpkg -P"
 if in_root dpkg -r "$package" > "$log" 2>&1; then ok "dpkg -r"; else bad "dpkg -r"; fi

@@ -229,6 +229,26 @@ pub struct Cli {
     #[arg(long)]
     pub no_feature_balloon: bool,
 
+    /// Let dom0 ask this guest to do something (a comma-separated list; none
+    /// by default). `static-ip`: XAPI's static IP setting (`xe
+    /// vif-configure-ipv4`/`-ipv6`, Linux only): dom0 may then set a VIF's
+    /// addresses and default gateways, or switch it back to DHCP/autoconf,
+    /// at once and, through systemd-networkd or ifupdown, lastingly; the
+    /// agent advertises control/feature-static-ip-setting while it runs.
+    /// Needs CAP_NET_ADMIN (the systemd drop-in
+    /// xen-guest-agent-static-ip.conf grants it).
+    #[cfg(feature = "xenstore")]
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "REQUESTS")]
+    pub allow: Vec<crate::requests::Allow>,
+
+    /// Root under which the network managers' configuration and state are
+    /// read and written for --allow static-ip (DIR/etc/systemd/network,
+    /// DIR/run/systemd/netif, DIR/etc/network/interfaces...); for tests and
+    /// containers.
+    #[cfg(feature = "xenstore")]
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub netconf_root: PathBuf,
+
     /// Collect once, publish once, and exit (for scripts and tests).
     #[arg(long)]
     pub oneshot: bool,
@@ -301,6 +321,8 @@ impl Cli {
                     ("xenstore_backend", "--xenstore-backend"),
                     #[cfg(feature = "xenstore")]
                     ("xenstore_timeout", "--xenstore-timeout"),
+                    #[cfg(feature = "xenstore")]
+                    ("allow", "--allow"),
                 ],
                 "to the xenstore publisher (--publisher xenstore)",
             )?;
@@ -311,8 +333,16 @@ impl Cli {
                     &[
                         ("xenstore_backend", "--xenstore-backend"),
                         ("xenstore_timeout", "--xenstore-timeout"),
+                        ("allow", "--allow"),
                     ],
                     "when connecting to xenstore (a dry run connects to none)",
+                )?;
+            }
+            #[cfg(feature = "xenstore")]
+            if self.oneshot {
+                refuse(
+                    &[("allow", "--allow")],
+                    "to a running agent (--oneshot exits before dom0 could ask anything)",
                 )?;
             }
             refuse(

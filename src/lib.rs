@@ -8,6 +8,8 @@
 //!   [`state::Change`]s;
 //! - [`agent`]: the event loop between the two;
 //! - [`publishers`]: where change sets go (xenstore schemas, stdout);
+//! - [`requests`]: what dom0 asks the guest to do (opt-in), and
+//!   [`netconf`], the network changes it may ask for;
 //! - [`cli`], [`logging`], [`service`]: the daemon's interface to the world.
 
 // libc marks `time_t` deprecated on every musl target for 32-bit musl's
@@ -22,6 +24,8 @@ pub mod error;
 pub mod logging;
 pub mod netconf;
 pub mod publishers;
+#[cfg(feature = "xenstore")]
+pub mod requests;
 pub mod service;
 pub mod state;
 pub mod sys;

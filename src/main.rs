@@ -69,5 +69,12 @@ async fn run(cli: Cli) -> Result<(), Error> {
         publish_timeout: cli.publish_timeout,
         oneshot: cli.oneshot,
     };
-    agent::run(collectors::start(&config), &mut publisher, stop, options).await
+    #[cfg(feature = "xenstore")]
+    let requests = xen_guest_agent::requests::Requests::start(&cli)?;
+    let result = agent::run(collectors::start(&config), &mut publisher, stop, options).await;
+    #[cfg(feature = "xenstore")]
+    if let Some(requests) = requests {
+        requests.stop().await;
+    }
+    result
 }

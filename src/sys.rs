@@ -124,3 +124,29 @@ pub fn sysctl_string(name: &std::ffi::CStr) -> io::Result<String> {
     let text = bytes.split(|&b| b == 0).next().unwrap_or_default();
     Ok(String::from_utf8_lossy(text).into_owned())
 }
+
+/// Fails when this process lacks `CAP_NET_ADMIN` in its effective set
+/// (Linux: `CapEff` in `/proc/self/status`), which changing addresses and
+/// routes needs. Where that cannot be read, or elsewhere, the kernel's
+/// refusal will say it later.
+pub fn check_net_admin() -> Result<(), crate::Error> {
+    #[cfg(target_os = "linux")]
+    {
+        const CAP_NET_ADMIN: u32 = 12;
+        let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+            return Ok(());
+        };
+        let effective = status
+            .lines()
+            .find_map(|l| l.strip_prefix("CapEff:"))
+            .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok());
+        if let Some(caps) = effective {
+            if caps & (1 << CAP_NET_ADMIN) == 0 {
+                return Err(crate::Error::new(
+                    "this process lacks the CAP_NET_ADMIN capability",
+                ));
+            }
+        }
+    }
+    Ok(())
+}

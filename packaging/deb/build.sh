@@ -47,6 +47,7 @@ done
 cd "$top"
 unit=xen-guest-agent.service
 rules=60-xen-guest-agent-vcpu-hotplug.rules
+dropin=xen-guest-agent-static-ip.conf
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n1)
 [ -n "$version" ] || die "no version in Cargo.toml"
 debversion=$version-${XGA_DEB_REVISION:-1}
@@ -99,6 +100,10 @@ install -D -m 0644 packaging/deb/default "$stage/etc/default/xen-guest-agent"
 # Ubuntu, merged-/usr or not (Debian 11 upgraded from 10). udevd notices a
 # new rules file by itself: nothing to reload in postinst.
 install -D -m 0644 startup/$rules "$stage/lib/udev/rules.d/$rules"
+# The drop-in for --allow static-ip: shipped inactive, linked into
+# /etc/systemd/system/xen-guest-agent.service.d by an administrator who
+# lets dom0 set the guest's addresses (README).
+install -D -m 0644 startup/$dropin "$stage/usr/share/xen-guest-agent/$dropin"
 install -d -m 0755 "$stage/usr/share/man/man8" "$doc" \
   "$stage/usr/share/bash-completion/completions" \
   "$stage/usr/share/zsh/vendor-completions" \

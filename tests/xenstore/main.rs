@@ -14,6 +14,7 @@ mod faults;
 mod filesystems;
 mod interfaces;
 mod restarts;
+mod static_ip;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
