@@ -41,12 +41,14 @@ gx_facts() {
   return $rc
 }
 
-# home_json: the domain's nodes below data/, attr/, control/, xenserver/ as
-# one JSON object {relpath: value}; fails if the tree changed while read
+# home_json: the domain's nodes below data/, attr/, control/, xenserver/attr/
+# as one JSON object {relpath: value}; fails if the tree changed while read
+# (not xenserver/device/: dom0's, where it puts the requests the agent
+# answers, as xenopsd does)
 home_json() {
   local paths vals
   mapfile -t paths < <(xenstore-ls -f "$XS_HOME" 2>/dev/null |
-    sed -nE "s#^$XS_HOME/((data|attr|control|xenserver)(/[^ ]*)?) = .*#\\1#p")
+    sed -nE "s#^$XS_HOME/((data|attr|control|xenserver/attr)(/[^ ]*)?) = .*#\\1#p")
   [ ${#paths[@]} -gt 0 ] || { echo '{}'; return 0; }
   vals=$(xenstore-read "${paths[@]/#/$XS_HOME/}" 2>/dev/null) || return 1
   paste -d '\t' <(printf '%s\n' "${paths[@]}") <(printf '%s\n' "$vals") |
