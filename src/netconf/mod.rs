@@ -7,6 +7,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+pub mod dbus;
 pub mod live;
 pub mod persist;
 

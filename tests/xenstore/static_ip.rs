@@ -158,9 +158,16 @@ fn xenopsd_control(t: &Scenario) {
     t.xs.set_perms("control", "n5").unwrap();
 }
 
+/// The agent allowing static IP settings, its network managers' files
+/// under `root`, and a system bus that is not there (never the machine's:
+/// its networkd must not be reconfigured).
 fn agent_allowing(t: &Scenario, root: &std::path::Path) -> Agent {
-    let root = root.to_str().unwrap().to_string();
-    t.agent(&["--allow", "static-ip", "--netconf-root", &root])
+    let root_arg = root.to_str().unwrap().to_string();
+    let bus = format!("unix:path={}", root.join("no-bus").display());
+    t.agent_with_env(
+        &["--allow", "static-ip", "--netconf-root", &root_arg],
+        &[("DBUS_SYSTEM_BUS_ADDRESS", &bus)],
+    )
 }
 
 #[test]

@@ -222,6 +222,11 @@ impl Scenario {
     /// Start the agent in the namespace, logging at debug level to stderr,
     /// with the xenstored's socket as `XENSTORED_PATH` and `args` added.
     pub fn agent(&self, args: &[&str]) -> Agent {
+        self.agent_with_env(args, &[])
+    }
+
+    /// [`Scenario::agent`] with more environment variables.
+    pub fn agent_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Agent {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &self.netns, AGENT, "-s", "-l", "debug"]);
         // A polling network collector (pnet builds) polls every second.
@@ -232,7 +237,8 @@ impl Scenario {
             .arg(&self.sysfs)
             .args(no_filesystems_unless_asked(args))
             .args(args)
-            .env("XENSTORED_PATH", self.xs.socket_path());
+            .env("XENSTORED_PATH", self.xs.socket_path())
+            .envs(env.iter().copied());
         Agent::spawn(cmd)
     }
 

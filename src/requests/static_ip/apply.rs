@@ -77,7 +77,11 @@ impl Apply {
         if !changed {
             return Ok(format!(" on {} (already so: nothing changed)", link.name));
         }
-        Ok(format!(" on {}{}", link.name, self.persist(&link, &after)))
+        Ok(format!(
+            " on {}{}",
+            link.name,
+            self.persist(&link, &after).await
+        ))
     }
 
     async fn live_v4(&mut self, link: &Link, before: Option<&V4>, v4: &V4) -> Result<(), Failure> {
@@ -109,7 +113,7 @@ impl Apply {
 
     /// Make `wanted` last through the interface's network manager; what
     /// the answer says about it.
-    fn persist(&mut self, link: &Link, wanted: &Wanted) -> String {
+    async fn persist(&mut self, link: &Link, wanted: &Wanted) -> String {
         let detected = persist::detect(&self.roots, &link.name, link.index);
         let any_static =
             matches!(wanted.v4, Some(V4::Static(_))) || matches!(wanted.v6, Some(V6::Static(_)));
@@ -129,6 +133,17 @@ impl Apply {
             };
         }
         let result = persist::persist(&self.roots, &detected, &link.name, &link.mac, wanted);
+        let told = match (&result, &detected) {
+            (Ok(p), Detected::Networkd { .. }) if !p.is_empty() => {
+                match super::reload::networkd(link.index).await {
+                    Ok(()) => "; systemd-networkd reconfigured the interface".to_string(),
+                    Err(e) => format!(
+                        "; systemd-networkd not told, so it applies at its next start ({e})"
+                    ),
+                }
+            }
+            _ => String::new(),
+        };
         match result {
             Ok(p) => {
                 let mut s = String::new();
@@ -141,7 +156,7 @@ impl Apply {
                 if let Some(note) = p.note {
                     s.push_str(&format!(" ({note})"));
                 }
-                s
+                s + &told
             }
             Err(e) => format!("; applied at once, but not made lasting: {e}"),
         }

@@ -15,6 +15,7 @@ use crate::netconf::{Static, Wanted, V4, V6};
 use crate::publishers::xenstore::native::Perm;
 
 mod apply;
+mod reload;
 pub use apply::Apply;
 
 /// Where xenopsd puts the settings of plain VIFs and of SR-IOV VFs.
