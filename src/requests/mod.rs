@@ -85,6 +85,7 @@ impl Requests {
             timeout: cli.xenstore_timeout,
             client: None,
             own_domid: None,
+            domid_warned: false,
             flag: Flag::Unwritten,
             handled: BTreeMap::new(),
             bucket: Bucket::new(Instant::now()),
@@ -175,6 +176,8 @@ struct Task {
     /// The guest's domain id (`domid`), to tell dom0's nodes from a third
     /// domain's.
     own_domid: Option<u32>,
+    /// That `domid` could not be read was said (until it can).
+    domid_warned: bool,
     flag: Flag,
     handled: BTreeMap<String, Handled>,
     bucket: Bucket,
@@ -217,10 +220,10 @@ impl Task {
             let result = match wake {
                 Wake::Stop => break,
                 Wake::Event(Ok(token)) => {
+                    scan_at.get_or_insert(Instant::now() + SETTLE);
                     if token == "domain" {
-                        self.advertise().await
+                        self.new_domain().await
                     } else {
-                        scan_at.get_or_insert(Instant::now() + SETTLE);
                         Ok(())
                     }
                 }
@@ -267,17 +270,8 @@ impl Task {
                 log::warn!("requests: cannot watch {path} ({e}): requests wait for the next event");
             }
         }
-        self.own_domid = match answers.get(3) {
-            Some(Ok(Reply::Value(v))) => v.trim().parse().ok(),
-            _ => None,
-        };
-        if self.own_domid.is_none() {
-            log::warn!(
-                "requests: cannot read this domain's id (domid): every request is refused \
-                 until it can be told from another domain's"
-            );
-        }
         self.client = Some(client);
+        self.learn_domid(answers.get(3));
         if std::mem::take(&mut self.down_logged) {
             log::info!("requests: xenstore connection is back");
         }
@@ -306,6 +300,37 @@ impl Task {
         } else {
             log::warn!("requests: xenstore connection failed ({e}); retrying with backoff");
         }
+    }
+
+    /// The domain id from `domid`'s answer: who "this guest" is in the
+    /// requests' permissions.
+    fn learn_domid(&mut self, answer: Option<&Result<Reply, Errno>>) {
+        let domid = match answer {
+            Some(Ok(Reply::Value(v))) => v.trim().parse().ok(),
+            _ => None,
+        };
+        if domid.is_some() {
+            self.domid_warned = false;
+        } else if !std::mem::replace(&mut self.domid_warned, true) {
+            log::warn!(
+                "requests: cannot read this domain's id (domid): every request is refused \
+                 until it can be told from another domain's"
+            );
+        }
+        self.own_domid = domid;
+    }
+
+    /// Maybe a new domain (resume, restore, migration: the domain watch
+    /// fired): its id may have changed, and it has no advertisement.
+    async fn new_domain(&mut self) -> Result<(), Lost> {
+        let answers = self
+            .batch(&[Request::Read {
+                tx: 0,
+                path: "domid",
+            }])
+            .await?;
+        self.learn_domid(answers.first());
+        self.advertise().await
     }
 
     /// Write the advertisement if it is not there (a new domain has none).

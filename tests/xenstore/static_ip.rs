@@ -22,11 +22,12 @@ fn setting_dir(id: u32) -> String {
 /// last (what a reader acts upon).
 fn plug_setting(t: &Scenario, id: u32, mac: &str, leaves: &[(&str, &str)]) {
     let dir = setting_dir(id);
+    let guest = format!("n{}", t.xs.domid());
     t.xs.mkdir(&format!("xenserver/device/vif/{id}")).unwrap();
     t.xs.set_perms(&format!("xenserver/device/vif/{id}"), "n5")
         .unwrap();
     t.xs.mkdir(&dir).unwrap();
-    t.xs.set_perms(&dir, "n5").unwrap();
+    t.xs.set_perms(&dir, &guest).unwrap();
     let mut all = vec![("mac", mac), ("error-code", "0"), ("error-msg", "")];
     let enabled = |(k, _): &&(&str, &str)| k.starts_with("enabled");
     all.extend(leaves.iter().filter(|l| !enabled(l)));
@@ -34,7 +35,7 @@ fn plug_setting(t: &Scenario, id: u32, mac: &str, leaves: &[(&str, &str)]) {
     for (leaf, value) in all {
         let path = format!("{dir}/{leaf}");
         t.xs.write(&path, value).unwrap();
-        t.xs.set_perms(&path, "n5").unwrap();
+        t.xs.set_perms(&path, &guest).unwrap();
     }
 }
 
@@ -155,7 +156,8 @@ fn netconf_root(t: &Scenario) -> PathBuf {
 /// Make `control/` guest-writable, as xenopsd does (libxl's, the test
 /// xenstored's default, is read-only to the guest).
 fn xenopsd_control(t: &Scenario) {
-    t.xs.set_perms("control", "n5").unwrap();
+    t.xs.set_perms("control", &format!("n{}", t.xs.domid()))
+        .unwrap();
 }
 
 /// The agent allowing static IP settings, its network managers' files
@@ -589,6 +591,37 @@ fn an_ifupdown_interface_gets_a_file_of_its_own_never_an_edit_of_the_administrat
         interfaces
     );
     assert!(!etc.join("interfaces.d/xen-guest-agent-eth1").exists());
+    agent.assert_running();
+    agent.assert_no_errors();
+}
+
+#[test]
+#[ignore = "needs root (network namespaces): tests/run.sh runs it, or run as root with --include-ignored"]
+fn after_a_migration_the_new_domain_is_advertised_and_its_requests_trusted() {
+    let Some(t) = Scenario::new("after_a_migration_the_new_domain_is_advertised") else {
+        return;
+    };
+    t.add_vif(0);
+    xenopsd_control(&t);
+    let root = netconf_root(&t);
+    let mut agent = agent_allowing(&t, &root);
+    wait_net("advertised", || t.xs.read(FLAG).as_deref() == Some("1"));
+    // A new domain (id 9): a new home without the advertisement, and
+    // xenopsd's nodes owned by the new id.
+    t.xs.new_domain(9);
+    xenopsd_control(&t);
+    wait_net("advertised again", || {
+        t.xs.read(FLAG).as_deref() == Some("1")
+    });
+    plug_setting(
+        &t,
+        0,
+        MAC0,
+        &[("enabled", "1"), ("address", "192.0.2.30/24")],
+    );
+    let msg = wait_answer(&t, 0, "0");
+    assert!(msg.contains("ipv4 static 192.0.2.30/24"), "{msg}");
+    assert_eq!(addresses(&t, "eth0", "-4"), ["192.0.2.30/24"]);
     agent.assert_running();
     agent.assert_no_errors();
 }
