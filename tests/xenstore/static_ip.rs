@@ -597,6 +597,89 @@ fn an_ifupdown_interface_gets_a_file_of_its_own_never_an_edit_of_the_administrat
 
 #[test]
 #[ignore = "needs root (network namespaces): tests/run.sh runs it, or run as root with --include-ignored"]
+fn a_networkmanager_interface_gets_a_profile_of_its_own_and_dhcp_back_removes_it() {
+    let Some(t) = Scenario::new("a_networkmanager_interface_gets_a_profile_of_its_own") else {
+        return;
+    };
+    t.add_vif(0);
+    // NetworkManager manages eth0 (its device state) with the guest's own
+    // DHCP profile, a keyfile in /etc.
+    let root = netconf_root(&t);
+    let profiles = root.join("etc/NetworkManager/system-connections");
+    std::fs::create_dir_all(&profiles).unwrap();
+    let guest_uuid = "0b6e3a54-6f1b-4a57-9d3c-2c1f3e9a8b01";
+    let guest_profile = format!(
+        "[connection]\nid=Wired\nuuid={guest_uuid}\ntype=ethernet\n\n[ipv4]\nmethod=auto\n\n[ipv6]\nmethod=auto\n"
+    );
+    std::fs::write(profiles.join("Wired.nmconnection"), &guest_profile).unwrap();
+    let devices = root.join("run/NetworkManager/devices");
+    std::fs::create_dir_all(&devices).unwrap();
+    std::fs::write(
+        devices.join(t.ifindex("eth0").to_string()),
+        format!("[device]\nmanaged=true\nconnection-uuid={guest_uuid}\n"),
+    )
+    .unwrap();
+    plug_setting(
+        &t,
+        0,
+        MAC0,
+        &[
+            ("enabled", "1"),
+            ("address", "192.0.2.10/24"),
+            ("gateway", "192.0.2.1"),
+        ],
+    );
+    let mut agent = agent_allowing(&t, &root);
+    let msg = wait_answer(&t, 0, "0");
+    let ours = profiles.join("xen-guest-agent-00163e000000.nmconnection");
+    assert!(
+        msg.contains(&format!("lasting through {}", ours.display())),
+        "{msg}"
+    );
+    // No bus here: the answer says NetworkManager takes it at its next start.
+    assert!(msg.contains("NetworkManager not told"), "{msg}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&ours).unwrap().permissions().mode() & 0o777;
+    assert_eq!(
+        mode, 0o600,
+        "NetworkManager ignores a keyfile others may read"
+    );
+    let text = std::fs::read_to_string(&ours).unwrap();
+    for line in [
+        "uuid=5ca1ab1e-0000-8000-8000-00163e000000",
+        "interface-name=eth0",
+        "autoconnect-priority=100",
+        "mac-address=00:16:3E:00:00:00",
+        "method=manual",
+        "address1=192.0.2.10/24",
+        "gateway=192.0.2.1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} not in:\n{text}");
+    }
+    assert_eq!(addresses(&t, "eth0", "-4"), ["192.0.2.10/24"]);
+    // The guest's own profile is left as it was.
+    assert_eq!(
+        std::fs::read_to_string(profiles.join("Wired.nmconnection")).unwrap(),
+        guest_profile
+    );
+
+    // Back to DHCP: the guest's profile does DHCP itself, the agent's goes.
+    change_setting(&t, 0, false, &[("enabled", "2")]);
+    let msg = wait_answer_saying(&t, 0, "0", "ipv4 dhcp");
+    assert!(
+        msg.contains(&format!("removed {}", ours.display())),
+        "{msg}"
+    );
+    assert!(!ours.exists());
+    wait_net("no static address", || {
+        addresses(&t, "eth0", "-4").is_empty()
+    });
+    agent.assert_running();
+    agent.assert_no_errors();
+}
+
+#[test]
+#[ignore = "needs root (network namespaces): tests/run.sh runs it, or run as root with --include-ignored"]
 fn after_a_migration_the_new_domain_is_advertised_and_its_requests_trusted() {
     let Some(t) = Scenario::new("after_a_migration_the_new_domain_is_advertised") else {
         return;

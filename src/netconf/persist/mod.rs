@@ -6,8 +6,12 @@
 //! files, [`forget`] removes them again. The agent writes only files of its
 //! own (named `xen-guest-agent`), never the administrator's: where a
 //! setting cannot be made without editing theirs, [`persist`] says so and
-//! the change stays live only. The rules per manager are in `networkd.rs`
-//! and `ifupdown.rs`; NetworkManager is detected but not written yet.
+//! the change stays live only. The rules per manager are in `networkd.rs`,
+//! `ifupdown.rs` and `networkmanager.rs`.
+//!
+//! This module only writes files: what the running manager must be told
+//! for the change to take effect now is [`Persisted::reload`], which the
+//! caller does (D-Bus).
 
 use std::fmt;
 use std::fs;
@@ -20,6 +24,7 @@ use crate::Error;
 
 mod ifupdown;
 mod networkd;
+mod networkmanager;
 #[cfg(test)]
 mod tests;
 
@@ -30,6 +35,8 @@ pub enum Manager {
     Networkd,
     /// Debian's ifupdown (`/etc/network/interfaces`).
     Ifupdown,
+    /// NetworkManager (keyfile profiles).
+    NetworkManager,
 }
 
 impl fmt::Display for Manager {
@@ -37,6 +44,7 @@ impl fmt::Display for Manager {
         f.write_str(match self {
             Manager::Networkd => "systemd-networkd",
             Manager::Ifupdown => "ifupdown",
+            Manager::NetworkManager => "NetworkManager",
         })
     }
 }
@@ -83,8 +91,13 @@ pub enum Detected {
     },
     /// ifupdown configures the interface (or knows it).
     Ifupdown,
-    /// NetworkManager runs: detected, not persisted by this module yet.
-    NetworkManager,
+    /// NetworkManager manages the device (its device state file says
+    /// `managed=true`), or runs and has no state of the device yet.
+    NetworkManager {
+        /// The UUID of the connection profile active on the device (the
+        /// state's `connection-uuid`), if any.
+        connection_uuid: Option<String>,
+    },
     /// No manager the agent knows of.
     None,
 }
@@ -95,9 +108,41 @@ impl Detected {
         match self {
             Detected::Networkd { .. } => Some(Manager::Networkd),
             Detected::Ifupdown => Some(Manager::Ifupdown),
-            Detected::NetworkManager | Detected::None => None,
+            Detected::NetworkManager { .. } => Some(Manager::NetworkManager),
+            Detected::None => None,
         }
     }
+}
+
+/// What the caller must ask the running network manager for, so that a
+/// change of its files takes effect now rather than at its next start.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Reload {
+    /// Nothing changed, or nothing to ask (ifupdown: the next `ifup`).
+    #[default]
+    Nothing,
+    /// systemd-networkd's files changed: call `Reload` on
+    /// `org.freedesktop.network1.Manager`, then `ReconfigureLink(index)`.
+    Networkd {
+        /// The link's kernel index.
+        index: u32,
+    },
+    /// The agent's NetworkManager profile was written or removed: call
+    /// `ReloadConnections` on `org.freedesktop.NetworkManager.Settings`,
+    /// then, when `uuid` is not empty, `ActivateConnection` of the profile
+    /// of that UUID (`GetConnectionByUuid`) on the device of `interface`
+    /// (`GetDeviceByIpIface`), specific object `/`. After a write, `uuid` is
+    /// the agent's profile. After a removal, it is the guest's profile the
+    /// agent's replaced, to activate it again; empty when the agent never
+    /// knew it: then activate nothing, as the reload removes the agent's
+    /// active profile, which disconnects the device, and NetworkManager's
+    /// autoconnect then activates the guest's best profile by itself.
+    NetworkManager {
+        /// The profile to activate; empty: none.
+        uuid: String,
+        /// The interface to activate it on.
+        interface: String,
+    },
 }
 
 /// What [`persist`] or [`forget`] changed, for the audit log.
@@ -109,6 +154,8 @@ pub struct Persisted {
     pub removed: Vec<PathBuf>,
     /// When the change takes effect, if anything changed.
     pub note: Option<String>,
+    /// What to ask the running manager for, now that its files changed.
+    pub reload: Reload,
 }
 
 impl Persisted {
@@ -122,7 +169,10 @@ impl Persisted {
 /// the agent can persist with: systemd-networkd when its link state file
 /// says it manages the link, ifupdown when `/etc/network/interfaces` knows
 /// the interface (its state file, a stanza, an `auto` line),
-/// NetworkManager when it runs (only reported).
+/// NetworkManager when its device state file says it manages the device
+/// (with the profile active on it), or when it runs and has no state of the
+/// device yet. A device NetworkManager's state says it does not manage is
+/// [`Detected::None`].
 pub fn detect(roots: &Roots, name: &str, index: u32) -> Detected {
     if let Some(d) = networkd::detect(roots, index) {
         return d;
@@ -131,22 +181,28 @@ pub fn detect(roots: &Roots, name: &str, index: u32) -> Detected {
     if check_name(name).is_ok() && ifupdown::detect(roots, name) {
         return Detected::Ifupdown;
     }
-    let nm = roots.run.join("NetworkManager");
-    if nm.join("devices").join(index.to_string()).exists() || nm.is_dir() {
-        return Detected::NetworkManager;
+    if let Some(d) = networkmanager::detect(roots, index) {
+        return d;
+    }
+    if roots.run.join("NetworkManager").is_dir() {
+        return Detected::NetworkManager {
+            connection_uuid: None,
+        };
     }
     Detected::None
 }
 
-/// Write what makes `wanted` last for the interface `name` with MAC `mac`,
-/// replacing what the agent wrote before for it (a family given as `None`
-/// keeps what the agent persisted for it before, if anything); returns the
-/// paths written and removed, or an error naming the file, or saying why
-/// the setting can only be live.
+/// Write what makes `wanted` last for the interface `name` (kernel index
+/// `index`) with MAC `mac`, replacing what the agent wrote before for it (a
+/// family given as `None` keeps what the agent persisted for it before, if
+/// anything; with NetworkManager, what the active profile says first);
+/// returns the paths written and removed and what to tell the manager, or
+/// an error naming the file, or saying why the setting can only be live.
 pub fn persist(
     roots: &Roots,
     detected: &Detected,
     name: &str,
+    index: u32,
     mac: &str,
     wanted: &Wanted,
 ) -> Result<Persisted, Error> {
@@ -155,38 +211,65 @@ pub fn persist(
     check_wanted(name, wanted)?;
     match detected {
         Detected::Networkd { network_file } => {
-            networkd::persist(roots, network_file.as_deref(), name, &mac, wanted)
+            networkd::persist(roots, network_file.as_deref(), name, index, &mac, wanted)
         }
         Detected::Ifupdown => ifupdown::persist(roots, name, &mac, wanted),
-        Detected::NetworkManager => Err(Error::new(format!(
-            "{name} is run by NetworkManager, whose configuration the agent does not write yet"
-        ))),
+        Detected::NetworkManager { connection_uuid } => {
+            networkmanager::persist(roots, connection_uuid.as_deref(), name, &mac, wanted)
+        }
         Detected::None => Err(Error::new(format!(
             "no network manager the agent can configure runs {name}"
         ))),
     }
 }
 
-/// Remove everything the agent persisted for this interface (back to the
-/// guest's own configuration). The files of every manager are looked for,
-/// whatever `_detected` says, so that a change of manager leaves none
-/// behind.
+/// Remove everything the agent persisted for this interface (kernel index
+/// `index`): back to the guest's own configuration. The files of every
+/// manager are looked for, whatever `detected` says, so that a change of
+/// manager leaves none behind; the reload is that of the detected manager
+/// when it had files, else of the first that had.
 pub fn forget(
     roots: &Roots,
-    _detected: &Detected,
+    detected: &Detected,
     name: &str,
+    index: u32,
     mac: &str,
 ) -> Result<Persisted, Error> {
     check_name(name)?;
     let mac = check_mac(mac)?;
-    let mut done = networkd::forget(roots, &mac)?;
-    let other = ifupdown::forget(roots, name)?;
-    done.note = match (done.note.take(), other.note) {
-        (Some(a), Some(b)) => Some(format!("{a}; {b}")),
-        (a, b) => a.or(b),
+    let active = match detected {
+        Detected::NetworkManager { connection_uuid } => connection_uuid.as_deref(),
+        _ => None,
     };
-    done.written.extend(other.written);
-    done.removed.extend(other.removed);
+    let parts = [
+        (Manager::Networkd, networkd::forget(roots, index, &mac)?),
+        (Manager::Ifupdown, ifupdown::forget(roots, name)?),
+        (
+            Manager::NetworkManager,
+            networkmanager::forget(roots, active, name, &mac)?,
+        ),
+    ];
+    let mut done = Persisted::default();
+    let mut notes = Vec::new();
+    let mut reloads = Vec::new();
+    for (manager, part) in parts {
+        notes.extend(part.note);
+        done.written.extend(part.written);
+        done.removed.extend(part.removed);
+        if part.reload != Reload::Nothing {
+            reloads.push((manager, part.reload));
+        }
+    }
+    if !notes.is_empty() {
+        done.note = Some(notes.join("; "));
+    }
+    let first = reloads.first().map(|(_, r)| r.clone());
+    done.reload = reloads
+        .into_iter()
+        .find(|(m, _)| Some(*m) == detected.manager())
+        .map(|(_, r)| r)
+        .or(first)
+        .unwrap_or_default();
     Ok(done)
 }
 
@@ -335,11 +418,20 @@ fn write_error(what: String, dir: &Path, e: io::Error) -> Error {
 /// Replace `path` with `contents` atomically (a temp file in the same
 /// directory, fsync, rename, fsync of the directory), mode 0644, creating
 /// missing directories 0755. Returns whether anything changed: a file that
-/// already holds `contents` is left alone.
+/// already holds `contents` with that mode is left alone.
 fn write_atomic(path: &Path, contents: &str) -> Result<bool, Error> {
-    if let Ok(old) = fs::read(path) {
-        if old == contents.as_bytes() {
-            return Ok(false);
+    write_atomic_mode(path, contents, 0o644)
+}
+
+/// [`write_atomic`] with the file mode `mode` (regardless of the umask).
+fn write_atomic_mode(path: &Path, contents: &str, mode: u32) -> Result<bool, Error> {
+    let same_mode = fs::symlink_metadata(path)
+        .is_ok_and(|m| m.file_type().is_file() && m.permissions().mode() & 0o7777 == mode);
+    if same_mode {
+        if let Ok(old) = fs::read(path) {
+            if old == contents.as_bytes() {
+                return Ok(false);
+            }
         }
     }
     let (Some(dir), Some(file_name)) = (path.parent(), path.file_name()) else {
@@ -349,18 +441,19 @@ fn write_atomic(path: &Path, contents: &str) -> Result<bool, Error> {
         )));
     };
     create_dirs(dir)?;
-    // A dot file: neither networkd (`*.network`, `*.conf`) nor ifupdown
-    // (`source dir/*`, `source-directory`) reads it while it exists.
+    // A dot file: neither networkd (`*.network`, `*.conf`), ifupdown
+    // (`source dir/*`, `source-directory`) nor NetworkManager (hidden
+    // files) reads it while it exists.
     let tmp = dir.join(format!(".{}.xga-tmp", file_name.to_string_lossy()));
     let _ = fs::remove_file(&tmp);
     let written = (|| -> io::Result<()> {
         let mut file = fs::OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(0o644)
+            .mode(mode)
             .open(&tmp)?;
         // The mode regardless of the umask.
-        file.set_permissions(fs::Permissions::from_mode(0o644))?;
+        file.set_permissions(fs::Permissions::from_mode(mode))?;
         file.write_all(contents.as_bytes())?;
         file.sync_all()?;
         fs::rename(&tmp, path)

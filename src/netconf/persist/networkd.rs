@@ -18,7 +18,7 @@ use std::str::FromStr;
 
 use super::{
     comment_safe, header, header_mac, list_dir, read_optional, remove, sync_dir, write_atomic,
-    Detected, Persisted, Roots,
+    Detected, Persisted, Reload, Roots,
 };
 use crate::netconf::{Static, Wanted, V4, V6};
 use crate::Error;
@@ -69,11 +69,12 @@ pub(super) fn detect(roots: &Roots, index: u32) -> Option<Detected> {
 
 /// Write the drop-in or the replacement that makes `wanted` (with what the
 /// agent set before for the families left out) last, and remove the agent's
-/// other files for `mac`.
+/// other files for `mac`; the link's kernel index is `index`.
 pub(super) fn persist(
     roots: &Roots,
     network_file: Option<&Path>,
     name: &str,
+    index: u32,
     mac: &str,
     wanted: &Wanted,
 ) -> Result<Persisted, Error> {
@@ -127,18 +128,21 @@ pub(super) fn persist(
     }
     if !done.is_empty() {
         done.note = Some(NOTE.to_string());
+        done.reload = Reload::Networkd { index };
     }
     Ok(done)
 }
 
-/// Remove every file the agent wrote for `mac`.
-pub(super) fn forget(roots: &Roots, mac: &str) -> Result<Persisted, Error> {
+/// Remove every file the agent wrote for `mac` (the link of kernel index
+/// `index`).
+pub(super) fn forget(roots: &Roots, index: u32, mac: &str) -> Result<Persisted, Error> {
     let mut done = Persisted::default();
     for path in our_files(&roots.etc.join("systemd/network"), mac)? {
         remove_ours(&path, &mut done)?;
     }
     if !done.is_empty() {
         done.note = Some(NOTE.to_string());
+        done.reload = Reload::Networkd { index };
     }
     Ok(done)
 }
@@ -576,7 +580,7 @@ fn list(l: &mut Vec<String>, value: &str) {
 }
 
 /// The header lines recording `w`.
-fn state_lines(w: &Wanted) -> String {
+pub(super) fn state_lines(w: &Wanted) -> String {
     let mut s = String::new();
     match &w.v4 {
         Some(V4::Static(st)) => s += &format!("{V4_LINE}static {}\n", describe(st)),
@@ -600,7 +604,7 @@ fn describe<A: Display>(st: &Static<A>) -> String {
 }
 
 /// The setting a file of the agent's makes, from its header.
-fn parse_state(text: &str) -> Wanted {
+pub(super) fn parse_state(text: &str) -> Wanted {
     let mut w = Wanted::default();
     for line in text.lines().take_while(|l| l.starts_with('#')) {
         if let Some(v) = line.strip_prefix(V4_LINE) {

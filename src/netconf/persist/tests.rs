@@ -105,11 +105,11 @@ impl Tree {
     }
 
     fn persist(&self, wanted: &Wanted) -> Result<Persisted, Error> {
-        persist(&self.roots, &self.detect(), NAME, MAC, wanted)
+        persist(&self.roots, &self.detect(), NAME, INDEX, MAC, wanted)
     }
 
     fn forget(&self) -> Result<Persisted, Error> {
-        forget(&self.roots, &self.detect(), NAME, MAC)
+        forget(&self.roots, &self.detect(), NAME, INDEX, MAC)
     }
 }
 
@@ -202,7 +202,12 @@ fn a_link_networkd_leaves_unmanaged_goes_to_the_next_manager() {
     t.link("unmanaged", None);
     assert_eq!(t.detect(), Detected::None);
     t.dir("run/NetworkManager");
-    assert_eq!(t.detect(), Detected::NetworkManager);
+    assert_eq!(
+        t.detect(),
+        Detected::NetworkManager {
+            connection_uuid: None
+        }
+    );
     t.file("etc/network/interfaces", "iface eth0 inet dhcp\n");
     assert_eq!(t.detect(), Detected::Ifupdown);
 }
@@ -254,18 +259,6 @@ fn ifupdown_is_detected_by_a_stanza_in_a_sourced_file() {
 }
 
 #[test]
-fn network_manager_is_detected_by_its_run_directory() {
-    let t = Tree::new("nm");
-    t.file(&format!("run/NetworkManager/devices/{INDEX}"), "[device]\n");
-    assert_eq!(t.detect(), Detected::NetworkManager);
-    let e = t.persist(&v4_static()).unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "eth0 is run by NetworkManager, whose configuration the agent does not write yet"
-    );
-}
-
-#[test]
 fn nothing_known_is_detected_as_none() {
     let t = Tree::new("none");
     assert_eq!(t.detect(), Detected::None);
@@ -288,6 +281,7 @@ fn networkd_v4_static_on_a_dhcp_file_is_a_drop_in_keeping_dhcpv6() {
     let done = t.persist(&v4_static()).unwrap();
     assert_eq!(done.written, vec![t.path(DROPIN)]);
     assert!(done.removed.is_empty());
+    assert_eq!(done.reload, Reload::Networkd { index: INDEX });
     assert_eq!(
         done.note.as_deref(),
         Some("systemd-networkd applies it at its next start or after `networkctl reload`")
@@ -328,6 +322,7 @@ fn networkd_dhcp_back_on_a_dhcp_file_removes_the_drop_in() {
         ]
     );
     assert!(!t.exists("etc/systemd/network/50-eth0.network.d"));
+    assert_eq!(done.reload, Reload::Networkd { index: INDEX });
 
     // forget does the same, and leaves the administrator's drop-ins.
     t.file(
@@ -337,6 +332,7 @@ fn networkd_dhcp_back_on_a_dhcp_file_removes_the_drop_in() {
     t.persist(&v4_static()).unwrap();
     let done = t.forget().unwrap();
     assert_eq!(done.removed, vec![t.path(DROPIN)]);
+    assert_eq!(done.reload, Reload::Networkd { index: INDEX });
     assert!(t.exists("etc/systemd/network/50-eth0.network.d/10-mtu.conf"));
     assert_eq!(t.forget().unwrap(), Persisted::default());
 }
@@ -646,6 +642,7 @@ fn ifupdown_setting_of_an_unconfigured_interface_is_a_new_file() {
         done.note.as_deref(),
         Some("ifupdown applies it at the next `ifup eth0` (at boot)")
     );
+    assert_eq!(done.reload, Reload::Nothing);
     assert_eq!(
         t.read(OURS),
         concat!(
@@ -791,6 +788,7 @@ fn ifupdown_without_an_include_of_interfaces_d_is_an_error() {
         &t.roots,
         &Detected::Ifupdown,
         "eth0.100",
+        INDEX,
         MAC,
         &v4(V4::Dhcp),
     )
@@ -799,7 +797,15 @@ fn ifupdown_without_an_include_of_interfaces_d_is_an_error() {
 
     // No interfaces file at all.
     fs::remove_file(t.path("etc/network/interfaces")).unwrap();
-    let e = persist(&t.roots, &Detected::Ifupdown, NAME, MAC, &v4(V4::Dhcp)).unwrap_err();
+    let e = persist(
+        &t.roots,
+        &Detected::Ifupdown,
+        NAME,
+        INDEX,
+        MAC,
+        &v4(V4::Dhcp),
+    )
+    .unwrap_err();
     assert_eq!(
         e.to_string(),
         format!(
@@ -807,6 +813,428 @@ fn ifupdown_without_an_include_of_interfaces_d_is_an_error() {
             t.path("etc/network/interfaces").display()
         )
     );
+}
+
+// NetworkManager.
+
+/// The UUID of the guest's own profile, and of the agent's for MAC.
+const GUEST: &str = "0b7c2c4e-5d1f-4e2a-9a55-3c1d2e4f5a6b";
+const NM_UUID: &str = "5ca1ab1e-0000-8000-8000-00163e5a0102";
+
+const NM_PROFILE: &str =
+    "etc/NetworkManager/system-connections/xen-guest-agent-00163e5a0102.nmconnection";
+const GUEST_PROFILE: &str = "etc/NetworkManager/system-connections/Wired connection 1.nmconnection";
+
+/// The guest's profile as NetworkManager writes it: DHCP, autoconf.
+const GUEST_AUTO: &str = "\
+[connection]
+id=Wired connection 1
+uuid=0b7c2c4e-5d1f-4e2a-9a55-3c1d2e4f5a6b
+type=ethernet
+autoconnect-priority=-999
+interface-name=eth0
+timestamp=1700000000
+
+[ethernet]
+
+[ipv4]
+method=auto
+
+[ipv6]
+addr-gen-mode=stable-privacy
+method=auto
+# Comments before a section are the next section's.
+
+[proxy]
+";
+
+/// The `[connection]` and `[ethernet]` sections of the agent's profile.
+macro_rules! nm_connection {
+    () => {
+        "\n\
+         [connection]\n\
+         id=xen-guest-agent eth0\n\
+         uuid=5ca1ab1e-0000-8000-8000-00163e5a0102\n\
+         type=ethernet\n\
+         interface-name=eth0\n\
+         autoconnect=true\n\
+         autoconnect-priority=100\n\
+         \n\
+         [ethernet]\n\
+         mac-address=00:16:3E:5A:01:02\n"
+    };
+}
+
+/// dom0's static IPv4 and IPv6 sections.
+macro_rules! nm_v4_static {
+    () => {
+        "\n[ipv4]\nmethod=manual\naddress1=192.0.2.10/24\ngateway=192.0.2.1\n"
+    };
+}
+macro_rules! nm_v6_static {
+    () => {
+        "\n[ipv6]\nmethod=manual\naddress1=2001:db8::10/64\ngateway=fe80::1\n"
+    };
+}
+
+impl Tree {
+    /// NetworkManager's state of device INDEX.
+    fn nm_device(&self, managed: Option<&str>, uuid: Option<&str>) -> &Tree {
+        let mut s = String::from("[device]\n");
+        if let Some(m) = managed {
+            s += &format!("managed={m}\n");
+        }
+        s += "perm-hw-addr-fake=\n";
+        if let Some(u) = uuid {
+            s += &format!("connection-uuid={u}\n");
+        }
+        s += "route-metric-default-effective=100\n";
+        self.file(&format!("run/NetworkManager/devices/{INDEX}"), &s)
+    }
+
+    fn mode(&self, rel: &str) -> u32 {
+        fs::metadata(self.path(rel)).unwrap().permissions().mode() & 0o7777
+    }
+}
+
+fn nm(uuid: &str) -> Reload {
+    Reload::NetworkManager {
+        uuid: uuid.to_string(),
+        interface: NAME.to_string(),
+    }
+}
+
+#[test]
+fn network_manager_is_detected_by_its_device_state() {
+    let t = Tree::new("nm-detect");
+    // No state, NetworkManager not running.
+    assert_eq!(t.detect(), Detected::None);
+    // Running, no state of the device yet.
+    t.dir("run/NetworkManager");
+    assert_eq!(
+        t.detect(),
+        Detected::NetworkManager {
+            connection_uuid: None
+        }
+    );
+    t.nm_device(Some("true"), Some(GUEST));
+    let d = t.detect();
+    assert_eq!(
+        d,
+        Detected::NetworkManager {
+            connection_uuid: Some(GUEST.to_string())
+        }
+    );
+    assert_eq!(d.manager(), Some(Manager::NetworkManager));
+    // Managed, nothing active.
+    t.nm_device(Some("true"), None);
+    assert_eq!(
+        t.detect(),
+        Detected::NetworkManager {
+            connection_uuid: None
+        }
+    );
+    // A UUID unfit for a comment or a message is not taken.
+    t.nm_device(Some("1"), Some("x y"));
+    assert_eq!(
+        t.detect(),
+        Detected::NetworkManager {
+            connection_uuid: None
+        }
+    );
+    // Unmanaged by the user, or by NetworkManager's configuration (no
+    // managed=): not NetworkManager's, though it runs.
+    t.nm_device(Some("false"), None);
+    assert_eq!(t.detect(), Detected::None);
+    t.nm_device(None, None);
+    assert_eq!(t.detect(), Detected::None);
+    let e = t.persist(&v4_static()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "no network manager the agent can configure runs eth0"
+    );
+}
+
+#[test]
+fn network_manager_v4_static_copies_ipv6_from_the_active_keyfile() {
+    let t = Tree::new("nm-v4");
+    t.file(GUEST_PROFILE, GUEST_AUTO)
+        .nm_device(Some("true"), Some(GUEST));
+    let done = t.persist(&v4_static()).unwrap();
+    assert_eq!(done.written, vec![t.path(NM_PROFILE)]);
+    assert!(done.removed.is_empty());
+    assert_eq!(done.reload, nm(NM_UUID));
+    assert_eq!(
+        done.note.as_deref(),
+        Some(
+            "NetworkManager applies it when it activates the profile: at boot, or after \
+             `nmcli connection reload` and `nmcli connection up \
+             5ca1ab1e-0000-8000-8000-00163e5a0102`"
+        )
+    );
+    assert_eq!(
+        t.read(NM_PROFILE),
+        format!(
+            concat!(
+                networkd_header!(),
+                "# ipv4: static 192.0.2.10/24 gateway 192.0.2.1\n",
+                "# guest profile: 0b7c2c4e-5d1f-4e2a-9a55-3c1d2e4f5a6b\n",
+                nm_connection!(),
+                nm_v4_static!(),
+                "\n",
+                "# Copied from {} (profile 0b7c2c4e-5d1f-4e2a-9a55-3c1d2e4f5a6b), active before.\n",
+                "[ipv6]\n",
+                "addr-gen-mode=stable-privacy\n",
+                "method=auto\n",
+            ),
+            t.path(GUEST_PROFILE).display()
+        )
+    );
+    // Only root may read it, or NetworkManager ignores it.
+    assert_eq!(t.mode(NM_PROFILE), 0o600);
+    // The same setting again changes nothing.
+    assert_eq!(t.persist(&v4_static()).unwrap(), Persisted::default());
+    // The same text with another mode is rewritten.
+    let text = t.read(NM_PROFILE);
+    fs::set_permissions(t.path(NM_PROFILE), fs::Permissions::from_mode(0o644)).unwrap();
+    let done = t.persist(&v4_static()).unwrap();
+    assert_eq!(done.written, vec![t.path(NM_PROFILE)]);
+    assert_eq!(t.mode(NM_PROFILE), 0o600);
+    assert_eq!(t.read(NM_PROFILE), text);
+    // The guest's profile is untouched, no temp file is left.
+    assert_eq!(t.read(GUEST_PROFILE), GUEST_AUTO);
+    assert_eq!(
+        fs::read_dir(t.path("etc/NetworkManager/system-connections"))
+            .unwrap()
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn network_manager_v6_static_copies_ipv4_from_the_active_keyfile_in_run() {
+    let t = Tree::new("nm-v6");
+    let guest = "run/NetworkManager/system-connections/netplan-eth0.nmconnection";
+    t.file(
+        guest,
+        "[connection]\n\
+         id=netplan-eth0\n\
+         uuid=0B7C2C4E-5D1F-4E2A-9A55-3C1D2E4F5A6B\n\
+         type=ethernet\n\
+         \n\
+         [ipv4]\n\
+         method=manual\n\
+         address1=10.0.0.5/24,10.0.0.1\n\
+         dns=10.0.0.53;\n\
+         \n\
+         [ipv6]\n\
+         method=auto\n",
+    )
+    // A profile of the same UUID NetworkManager would ignore (hidden).
+    .file(
+        "run/NetworkManager/system-connections/.netplan-eth0.nmconnection",
+        GUEST_AUTO,
+    )
+    .nm_device(Some("true"), Some(GUEST));
+    let done = t.persist(&v6_static()).unwrap();
+    assert_eq!(done.written, vec![t.path(NM_PROFILE)]);
+    assert_eq!(
+        t.read(NM_PROFILE),
+        format!(
+            concat!(
+                networkd_header!(),
+                "# ipv6: static 2001:db8::10/64 gateway fe80::1\n",
+                "# guest profile: 0b7c2c4e-5d1f-4e2a-9a55-3c1d2e4f5a6b\n",
+                nm_connection!(),
+                "\n",
+                "# Copied from {} (profile 0b7c2c4e-5d1f-4e2a-9a55-3c1d2e4f5a6b), active before.\n",
+                "[ipv4]\n",
+                "method=manual\n",
+                "address1=10.0.0.5/24,10.0.0.1\n",
+                "dns=10.0.0.53;\n",
+                nm_v6_static!(),
+            ),
+            t.path(guest).display()
+        )
+    );
+}
+
+#[test]
+fn network_manager_both_static_then_one_family_back_keeps_the_other() {
+    let t = Tree::new("nm-both");
+    t.file(GUEST_PROFILE, GUEST_AUTO)
+        .nm_device(Some("true"), Some(GUEST));
+    let both = Wanted {
+        v4: v4_static().v4,
+        v6: v6_static().v6,
+    };
+    let done = t.persist(&both).unwrap();
+    assert_eq!(done.written, vec![t.path(NM_PROFILE)]);
+    assert_eq!(
+        t.read(NM_PROFILE),
+        concat!(
+            networkd_header!(),
+            "# ipv4: static 192.0.2.10/24 gateway 192.0.2.1\n",
+            "# ipv6: static 2001:db8::10/64 gateway fe80::1\n",
+            "# guest profile: 0b7c2c4e-5d1f-4e2a-9a55-3c1d2e4f5a6b\n",
+            nm_connection!(),
+            nm_v4_static!(),
+            nm_v6_static!(),
+        )
+    );
+    // Activated (the agent restarted since: only IPv4 comes): IPv6 keeps
+    // what the agent set.
+    t.nm_device(Some("true"), Some(NM_UUID));
+    let done = t.persist(&v4(V4::Dhcp)).unwrap();
+    assert_eq!(done.reload, nm(NM_UUID));
+    assert_eq!(
+        t.read(NM_PROFILE),
+        concat!(
+            networkd_header!(),
+            "# ipv4: dhcp\n",
+            "# ipv6: static 2001:db8::10/64 gateway fe80::1\n",
+            "# guest profile: 0b7c2c4e-5d1f-4e2a-9a55-3c1d2e4f5a6b\n",
+            nm_connection!(),
+            "\n[ipv4]\nmethod=auto\n",
+            nm_v6_static!(),
+        )
+    );
+}
+
+#[test]
+fn network_manager_dhcp_back_removes_the_profile_and_names_the_guests() {
+    let t = Tree::new("nm-back");
+    t.file(GUEST_PROFILE, GUEST_AUTO)
+        .nm_device(Some("true"), Some(GUEST));
+    t.persist(&v4_static()).unwrap();
+    // Activated: the state names the agent's profile now.
+    t.nm_device(Some("true"), Some(NM_UUID));
+    let done = t.persist(&v4(V4::Dhcp)).unwrap();
+    assert!(done.written.is_empty());
+    assert_eq!(done.removed, vec![t.path(NM_PROFILE)]);
+    assert_eq!(done.reload, nm(GUEST));
+    assert_eq!(
+        done.note.as_deref(),
+        Some(
+            "NetworkManager stops using it after `nmcli connection reload` and \
+             `nmcli connection up 0b7c2c4e-5d1f-4e2a-9a55-3c1d2e4f5a6b`"
+        )
+    );
+    assert!(!t.exists(NM_PROFILE));
+    assert_eq!(t.read(GUEST_PROFILE), GUEST_AUTO);
+    // Nothing left to remove.
+    assert_eq!(t.persist(&v4(V4::Dhcp)).unwrap(), Persisted::default());
+
+    // forget removes it too (the guest's profile active again, as the
+    // caller asked).
+    t.nm_device(Some("true"), Some(GUEST));
+    t.persist(&v6_static()).unwrap();
+    t.nm_device(Some("true"), Some(NM_UUID));
+    let done = t.forget().unwrap();
+    assert_eq!(done.removed, vec![t.path(NM_PROFILE)]);
+    assert_eq!(done.reload, nm(GUEST));
+    assert_eq!(t.forget().unwrap(), Persisted::default());
+
+    // DHCP where the guest's profile is static: the profile says it.
+    t.file(
+        GUEST_PROFILE,
+        &GUEST_AUTO.replacen(
+            "[ipv4]\nmethod=auto\n",
+            "[ipv4]\nmethod=manual\naddress1=10.0.0.5/24\n",
+            1,
+        ),
+    )
+    .nm_device(Some("true"), Some(GUEST));
+    let done = t.persist(&v4(V4::Dhcp)).unwrap();
+    assert_eq!(done.written, vec![t.path(NM_PROFILE)]);
+    assert!(t.read(NM_PROFILE).contains(concat!(
+        "# ipv4: dhcp\n",
+        "# guest profile: 0b7c2c4e-5d1f-4e2a-9a55-3c1d2e4f5a6b\n",
+    )));
+    assert!(t
+        .read(NM_PROFILE)
+        .contains("\n[ipv4]\nmethod=auto\n\n# Copied from "));
+}
+
+#[test]
+fn network_manager_dhcp_back_without_a_known_guest_profile_activates_nothing() {
+    let t = Tree::new("nm-back-unknown");
+    t.nm_device(Some("true"), None);
+    let done = t.persist(&v4_static()).unwrap();
+    assert_eq!(done.reload, nm(NM_UUID));
+    // No profile active to copy IPv6 from: autoconf.
+    assert_eq!(
+        t.read(NM_PROFILE),
+        concat!(
+            networkd_header!(),
+            "# ipv4: static 192.0.2.10/24 gateway 192.0.2.1\n",
+            nm_connection!(),
+            nm_v4_static!(),
+            "\n[ipv6]\nmethod=auto\n",
+        )
+    );
+    let done = t.persist(&v4(V4::Dhcp)).unwrap();
+    assert_eq!(done.removed, vec![t.path(NM_PROFILE)]);
+    assert_eq!(done.reload, nm(""));
+    assert_eq!(
+        done.note.as_deref(),
+        Some("NetworkManager stops using it after `nmcli connection reload`")
+    );
+}
+
+#[test]
+fn network_manager_profile_that_is_not_a_keyfile_cannot_be_copied() {
+    let t = Tree::new("nm-ifcfg");
+    let ifcfg = "etc/sysconfig/network-scripts/ifcfg-eth0";
+    t.file(
+        ifcfg,
+        &format!("TYPE=Ethernet\nBOOTPROTO=dhcp\nNAME=eth0\nUUID=\"{GUEST}\"\nDEVICE=eth0\n"),
+    )
+    .nm_device(Some("true"), Some(GUEST));
+    let e = t.persist(&v4_static()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "the active NetworkManager profile {GUEST} of eth0 is not a keyfile but {}, whose \
+             ipv6 settings the agent cannot copy; have dom0 set ipv6 too, or convert the \
+             profile to a keyfile (`nmcli connection migrate {GUEST}`)",
+            t.path(ifcfg).display()
+        )
+    );
+    assert!(!t.exists(NM_PROFILE));
+    // Nothing to write: no error.
+    assert_eq!(t.persist(&v4(V4::Dhcp)).unwrap(), Persisted::default());
+    // With both families, nothing is copied.
+    let both = Wanted {
+        v4: v4_static().v4,
+        v6: Some(V6::Autoconf),
+    };
+    let done = t.persist(&both).unwrap();
+    assert_eq!(done.written, vec![t.path(NM_PROFILE)]);
+    assert!(t.read(NM_PROFILE).ends_with("\n[ipv6]\nmethod=auto\n"));
+
+    // A profile on no disk (NetworkManager's in-memory default before
+    // 1.20): autoconf.
+    fs::remove_file(t.path(NM_PROFILE)).unwrap();
+    fs::remove_file(t.path(ifcfg)).unwrap();
+    t.persist(&v4_static()).unwrap();
+    assert!(t
+        .read(NM_PROFILE)
+        .ends_with(concat!(nm_v4_static!(), "\n[ipv6]\nmethod=auto\n")));
+}
+
+#[test]
+fn keyfiles_network_manager_ignores_are_ignored() {
+    use super::networkmanager::ignored;
+    assert!(!ignored("Wired connection 1", false));
+    assert!(ignored("Wired connection 1", true));
+    assert!(!ignored("eth0.nmconnection", true));
+    assert!(ignored(".nmconnection", true));
+    assert!(ignored(".eth0.nmconnection", false));
+    assert!(ignored("eth0~", false));
+    assert!(ignored("eth0.Ab12cD", false));
+    assert!(ignored("ca.PEM", false));
+    assert!(!ignored("eth0.nmconnection", false));
 }
 
 // Validation.
@@ -832,17 +1260,24 @@ fn invalid_names_are_refused_before_any_file_is_touched() {
             Detected::Networkd {
                 network_file: Some(PathBuf::from("/etc/systemd/network/50-eth0.network")),
             },
+            Detected::NetworkManager {
+                connection_uuid: Some(GUEST.to_string()),
+            },
+            Detected::NetworkManager {
+                connection_uuid: None,
+            },
         ] {
-            let e = persist(&t.roots, &detected, name, MAC, &v4_static()).unwrap_err();
+            let e = persist(&t.roots, &detected, name, INDEX, MAC, &v4_static()).unwrap_err();
             assert!(
                 e.to_string().starts_with("refusing the interface name"),
                 "{name:?}: {e}"
             );
-            let e = forget(&t.roots, &detected, name, MAC).unwrap_err();
+            let e = forget(&t.roots, &detected, name, INDEX, MAC).unwrap_err();
             assert!(e.to_string().starts_with("refusing the interface name"));
         }
     }
     assert_eq!(fs::read_dir(t.path("etc/network")).unwrap().count(), 1);
+    assert!(!t.exists("etc/NetworkManager"));
     assert!(check_name("a23456789012345").is_ok());
     assert!(check_name("eth0.100").is_ok());
     assert!(check_name("br-lan_1:0").is_ok());
@@ -859,14 +1294,22 @@ fn invalid_macs_and_prefixes_are_refused() {
         "00:16:3e:5a:01:0g",
         "00:16:3e:5a:01:02\n",
     ] {
-        let e = persist(&t.roots, &Detected::Ifupdown, NAME, mac, &v4_static()).unwrap_err();
+        let e = persist(
+            &t.roots,
+            &Detected::Ifupdown,
+            NAME,
+            INDEX,
+            mac,
+            &v4_static(),
+        )
+        .unwrap_err();
         assert!(e.to_string().starts_with("refusing the MAC address"), "{e}");
     }
     let mut w = v4_static();
     if let Some(V4::Static(s)) = &mut w.v4 {
         s.prefix = 33;
     }
-    let e = persist(&t.roots, &Detected::Ifupdown, NAME, MAC, &w).unwrap_err();
+    let e = persist(&t.roots, &Detected::Ifupdown, NAME, INDEX, MAC, &w).unwrap_err();
     assert_eq!(
         e.to_string(),
         "refusing 192.0.2.10/33 for eth0: an IPv4 prefix is at most 32"
@@ -877,6 +1320,7 @@ fn invalid_macs_and_prefixes_are_refused() {
         &t.roots,
         &Detected::Ifupdown,
         NAME,
+        INDEX,
         "00:16:3E:5A:01:02",
         &v4_static(),
     )

@@ -111,55 +111,45 @@ impl Apply {
         }
     }
 
-    /// Make `wanted` last through the interface's network manager; what
-    /// the answer says about it.
+    /// Make `wanted` last through the interface's network manager, and
+    /// have the manager take it; what the answer says about it.
     async fn persist(&mut self, link: &Link, wanted: &Wanted) -> String {
         let detected = persist::detect(&self.roots, &link.name, link.index);
-        let any_static =
-            matches!(wanted.v4, Some(V4::Static(_))) || matches!(wanted.v6, Some(V6::Static(_)));
-        let unmanaged = match &detected {
-            Detected::None => "no network manager the agent can configure runs this interface",
-            Detected::NetworkManager => {
-                "the interface is NetworkManager's, whose configuration the agent does not \
-                 write yet"
-            }
-            _ => "",
-        };
-        if !unmanaged.is_empty() {
+        if detected == Detected::None {
+            let any_static = matches!(wanted.v4, Some(V4::Static(_)))
+                || matches!(wanted.v6, Some(V6::Static(_)));
+            let unmanaged = "no network manager the agent can configure runs this interface";
             return if any_static {
-                format!("; applied at once only: {unmanaged}, so it lasts until it reconfigures the interface or the next reboot")
+                format!(
+                    "; applied at once only: {unmanaged}, so it lasts until it reconfigures the \
+                     interface or the next reboot"
+                )
             } else {
                 format!("; {unmanaged}: DHCP and autoconf are up to the guest's own configuration")
             };
         }
-        let result = persist::persist(&self.roots, &detected, &link.name, &link.mac, wanted);
-        let told = match (&result, &detected) {
-            (Ok(p), Detected::Networkd { .. }) if !p.is_empty() => {
-                match super::reload::networkd(link.index).await {
-                    Ok(()) => "; systemd-networkd reconfigured the interface".to_string(),
-                    Err(e) => format!(
-                        "; systemd-networkd not told, so it applies at its next start ({e})"
-                    ),
-                }
-            }
-            _ => String::new(),
+        let persisted = match persist::persist(
+            &self.roots,
+            &detected,
+            &link.name,
+            link.index,
+            &link.mac,
+            wanted,
+        ) {
+            Ok(p) => p,
+            Err(e) => return format!("; applied at once, but not made lasting: {e}"),
         };
-        match result {
-            Ok(p) => {
-                let mut s = String::new();
-                if !p.written.is_empty() {
-                    s.push_str(&format!("; lasting through {}", paths(&p.written)));
-                }
-                if !p.removed.is_empty() {
-                    s.push_str(&format!("; removed {}", paths(&p.removed)));
-                }
-                if let Some(note) = p.note {
-                    s.push_str(&format!(" ({note})"));
-                }
-                s + &told
-            }
-            Err(e) => format!("; applied at once, but not made lasting: {e}"),
+        let mut s = String::new();
+        if !persisted.written.is_empty() {
+            s.push_str(&format!("; lasting through {}", paths(&persisted.written)));
         }
+        if !persisted.removed.is_empty() {
+            s.push_str(&format!("; removed {}", paths(&persisted.removed)));
+        }
+        if let Some(note) = &persisted.note {
+            s.push_str(&format!(" ({note})"));
+        }
+        s + &super::reload::take(&persisted.reload).await
     }
 }
 
