@@ -465,6 +465,11 @@ fn the_link_of_a_mac() {
     assert!(e.to_string().contains("(a, b)"), "{e}");
 }
 
+/// The C library's text for `errno` (glibc's and musl's differ).
+fn os(errno: i32) -> std::io::Error {
+    std::io::Error::from_raw_os_error(errno)
+}
+
 #[test]
 fn errors_name_the_operation_and_hint_at_the_capability() {
     let e = error(
@@ -476,9 +481,7 @@ fn errors_name_the_operation_and_hint_at_the_capability() {
     );
     assert_eq!(
         e.to_string(),
-        format!(
-            "cannot add 192.0.2.10/24 to eth0: Operation not permitted (os error 1); {CAP_HINT}"
-        )
+        format!("cannot add 192.0.2.10/24 to eth0: {}; {CAP_HINT}", os(libc::EPERM))
     );
     assert!(CAP_HINT.contains("CAP_NET_ADMIN") && CAP_HINT.contains("--allow static-ip"));
     // A socket refused the same way gets the hint too.
@@ -497,8 +500,10 @@ fn errors_name_the_operation_and_hint_at_the_capability() {
     );
     assert_eq!(
         e.to_string(),
-        "cannot set the route default via 10.9.9.9 dev eth0: Network is unreachable (os error \
-         101): Nexthop has invalid gateway"
+        format!(
+            "cannot set the route default via 10.9.9.9 dev eth0: {}: Nexthop has invalid gateway",
+            os(libc::ENETUNREACH)
+        )
     );
     let e = error("cannot bring eth0 up".into(), Failure::Timeout);
     assert_eq!(
