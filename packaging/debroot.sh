@@ -39,4 +39,7 @@ debian_root() {
     echo "debootstrap took $((SECONDS - t)) s"
   fi
   tar -C "$dest" -xzf "$tarball"
+  # The tarball's "." is debootstrap's mktemp directory (0700): a root's /
+  # must let the services of other users (systemd-network) through.
+  chmod 0755 "$dest"
 }

@@ -4,7 +4,10 @@
 # check that nothing is left behind; check the systemd unit with
 # systemd-analyze (verify, and the security exposure score), and the udev
 # rule that onlines hot-plugged vCPUs with the root's own udevadm against a
-# made-up sysfs.
+# made-up sysfs; boot the root under systemd-nspawn (the unit starts in its
+# sandbox) and, for the default package, XAPI's static IP setting lasting
+# through systemd-networkd and ifupdown across their restart and a reboot
+# (packaging/test-static-ip.sh).
 #
 # usage: packaging/test.sh [--static]   (as root: chroot, dpkg)
 #   --static   test the xen-guest-agent-static variant instead (the portable
@@ -102,9 +105,10 @@ dpkg-deb --root-owner-group --build "$dummy" "$work/xe-guest-utilities.deb" >/de
 # met offline (the static variant's test removes it first); systemd, dbus
 # and iproute2 for the boot under systemd-nspawn (systemd is installed but
 # not running during the dpkg tests, as in an image build); udev for its
-# udevadm, which reads the installed rule.
+# udevadm, which reads the installed rule; ifupdown and xenstore-utils for
+# the static IP scenario (packaging/test-static-ip.sh).
 mkdir -p "$root"
-debian_root "$suite" libxenstore4,init-system-helpers,systemd,systemd-sysv,dbus,iproute2,udev "$cache" "$root" ||
+debian_root "$suite" libxenstore4,init-system-helpers,systemd,systemd-sysv,dbus,iproute2,udev,ifupdown,xenstore-utils "$cache" "$root" ||
   die "no Debian root"
 mount -t proc proc "$root/proc"
 # A chroot without systemd running: maintainer scripts must cope.
@@ -121,7 +125,7 @@ snapshot() {
 
 if [ -n "$static" ]; then
   echo "=== removing libxenstore from the root (the static package needs none)"
-  in_root dpkg --purge libxenstore4 libxentoolcore1 >/dev/null
+  in_root dpkg --purge xenstore-utils libxenstore4 libxentoolcore1 >/dev/null
 fi
 before=$(snapshot)
 
@@ -340,6 +344,11 @@ if timeout 180 systemd-nspawn -q --register=no --keep-unit -D "$root" -b --conso
   check "no failure, no restart, not killed (seccomp)" sh -c "grep -qx Result=success '$root/root/xga-show' && grep -qx NRestarts=0 '$root/root/xga-show' && ! grep -qE 'ExecMainCode=(2|3)' '$root/root/xga-show'"
 else
   bad "boot under systemd-nspawn"; tail -n 30 "$work/boot.log"
+fi
+
+if [ -z "$static" ]; then
+  # shellcheck source=packaging/test-static-ip.sh
+  . "$top/packaging/test-static-ip.sh"
 fi
 
 echo "=== RPM spec"

@@ -481,7 +481,10 @@ fn errors_name_the_operation_and_hint_at_the_capability() {
     );
     assert_eq!(
         e.to_string(),
-        format!("cannot add 192.0.2.10/24 to eth0: {}; {CAP_HINT}", os(libc::EPERM))
+        format!(
+            "cannot add 192.0.2.10/24 to eth0: {}; {CAP_HINT}",
+            os(libc::EPERM)
+        )
     );
     assert!(CAP_HINT.contains("CAP_NET_ADMIN") && CAP_HINT.contains("--allow static-ip"));
     // A socket refused the same way gets the hint too.

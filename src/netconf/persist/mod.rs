@@ -192,6 +192,13 @@ pub fn detect(roots: &Roots, name: &str, index: u32) -> Detected {
     Detected::None
 }
 
+/// Whether a network manager that runs has not yet decided whether it
+/// manages link `index` (systemd-networkd at boot): [`detect`] would find
+/// too little; the caller waits a little and asks again.
+pub fn settling(roots: &Roots, index: u32) -> bool {
+    networkd::settling(roots, index)
+}
+
 /// Write what makes `wanted` last for the interface `name` (kernel index
 /// `index`) with MAC `mac`, replacing what the agent wrote before for it (a
 /// family given as `None` keeps what the agent persisted for it before, if

@@ -67,6 +67,27 @@ pub(super) fn detect(roots: &Roots, index: u32) -> Option<Detected> {
     Some(Detected::Networkd { network_file })
 }
 
+/// Whether systemd-networkd runs (its state file is there) but has not yet
+/// decided about link `index` (no state of the link, or `pending`,
+/// `initialized`): at boot the agent may handle dom0's setting before
+/// networkd has matched the link with its `.network` file.
+pub(super) fn settling(roots: &Roots, index: u32) -> bool {
+    if !roots.run.join("systemd/netif/state").is_file() {
+        return false;
+    }
+    let path = roots
+        .run
+        .join("systemd/netif/links")
+        .join(index.to_string());
+    match fs::read_to_string(path) {
+        Err(_) => true,
+        Ok(text) => matches!(
+            env_value(&text, "ADMIN_STATE").as_deref(),
+            None | Some("" | "pending" | "initialized")
+        ),
+    }
+}
+
 /// Write the drop-in or the replacement that makes `wanted` (with what the
 /// agent set before for the families left out) last, and remove the agent's
 /// other files for `mac`; the link's kernel index is `index`.

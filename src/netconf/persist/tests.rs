@@ -197,6 +197,25 @@ fn networkd_without_a_network_file_is_detected_but_not_persisted() {
 }
 
 #[test]
+fn a_link_networkd_has_not_decided_on_yet_is_settling() {
+    let t = Tree::new("nd-settling");
+    // networkd not running (no state file): nothing to wait for.
+    assert!(!settling(&t.roots, INDEX));
+    t.file("run/systemd/netif/state", "OPER_STATE=routable\n");
+    // Running, but the link not known yet, or not matched yet.
+    assert!(settling(&t.roots, INDEX));
+    for admin in ["pending", "initialized", ""] {
+        t.link(admin, None);
+        assert!(settling(&t.roots, INDEX), "{admin}");
+    }
+    // Decided: managed by a file, left unmanaged, or failed.
+    for admin in ["configuring", "configured", "unmanaged", "failed", "linger"] {
+        t.link(admin, None);
+        assert!(!settling(&t.roots, INDEX), "{admin}");
+    }
+}
+
+#[test]
 fn a_link_networkd_leaves_unmanaged_goes_to_the_next_manager() {
     let t = Tree::new("nd-unmanaged");
     t.link("unmanaged", None);

@@ -2,6 +2,7 @@
 //! through the network manager that runs the interface.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use super::{code, Setting};
 use crate::error::Error;
@@ -17,6 +18,10 @@ pub struct Apply {
     /// The last setting applied per MAC, family by family.
     applied: BTreeMap<String, Wanted>,
 }
+
+/// How long to wait for a network manager still deciding about the
+/// interface (systemd-networkd at boot) before choosing how to persist.
+const SETTLE_WAIT: Duration = Duration::from_secs(15);
 
 /// A failure: its `error-code` and what to say.
 pub type Failure = (&'static str, String);
@@ -114,6 +119,10 @@ impl Apply {
     /// Make `wanted` last through the interface's network manager, and
     /// have the manager take it; what the answer says about it.
     async fn persist(&mut self, link: &Link, wanted: &Wanted) -> String {
+        let since = tokio::time::Instant::now();
+        while persist::settling(&self.roots, link.index) && since.elapsed() < SETTLE_WAIT {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
         let detected = persist::detect(&self.roots, &link.name, link.index);
         if detected == Detected::None {
             let any_static = matches!(wanted.v4, Some(V4::Static(_)))
