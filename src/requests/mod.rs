@@ -16,6 +16,7 @@
 //! `control/feature-static-ip-setting`), again after a resume or migration
 //! (a new domain), and withdraws it when the agent stops.
 
+pub mod openstack;
 pub mod static_ip;
 
 use std::collections::BTreeMap;
