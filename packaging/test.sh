@@ -35,6 +35,9 @@ suite=${XGA_PKG_SUITE:-bookworm}
 unit=xen-guest-agent.service
 rules=60-xen-guest-agent-vcpu-hotplug.rules
 dropin=xen-guest-agent-static-ip.conf
+dropin_openstack=xen-guest-agent-openstack.conf
+# What systemd-analyze security finds that the OpenStack drop-in adds.
+OPENSTACK_FINDINGS='CapabilityBoundingSet=~CAP_(CHOWN|FSETID|SETFCAP) CapabilityBoundingSet=~CAP_NET_ADMIN CapabilityBoundingSet=~CAP_SYS_ADMIN SystemCallFilter=~@privileged '
 start=$SECONDS
 # shellcheck source=packaging/debroot.sh
 . "$top/packaging/debroot.sh"
@@ -158,6 +161,7 @@ expected="/etc/default/xen-guest-agent
 /usr/share/lintian/overrides/$package
 /usr/share/man/man8/xen-guest-agent.8.gz
 /usr/share/xen-guest-agent/$dropin
+/usr/share/xen-guest-agent/$dropin_openstack
 /usr/share/zsh/vendor-completions/_xen-guest-agent"
 actual=$(in_root dpkg -L "$package" | while read -r f; do [ -d "$root$f" ] || echo "$f"; done | sort)
 if [ "$actual" = "$expected" ]; then ok "the package's files are exactly the expected ones"
@@ -170,6 +174,8 @@ check "bash completion parses" bash -n "$root/usr/share/bash-completion/completi
 check "udev rule /lib/udev/rules.d/$rules is startup/$rules" cmp -s "$top/startup/$rules" "$root/lib/udev/rules.d/$rules"
 check "the --allow static-ip drop-in is startup/$dropin, 0644, not active" sh -c "cmp -s '$top/startup/$dropin' '$root/usr/share/xen-guest-agent/$dropin' &&
   [ \"\$(stat -c %a '$root/usr/share/xen-guest-agent/$dropin')\" = 644 ] && [ ! -e '$root/etc/systemd/system/$unit.d' ]"
+check "the OpenStack drop-in is startup/$dropin_openstack, 0644" sh -c "cmp -s '$top/startup/$dropin_openstack' '$root/usr/share/xen-guest-agent/$dropin_openstack' &&
+  [ \"\$(stat -c %a '$root/usr/share/xen-guest-agent/$dropin_openstack')\" = 644 ]"
 check "udev rule is root:root 0644" [ "$(stat -c '%U:%G %a' "$root/lib/udev/rules.d/$rules")" = "root:root 644" ]
 check "the package suggests xenstore-utils (the xenstore-* commands)" \
   sh -c "dpkg-deb -f '$deb' Suggests | grep -qw xenstore-utils"
@@ -274,6 +280,21 @@ extra=$(comm -13 <(echo "$security" | grep '✗' | awk '{print $2}' | sort) <(ec
 check "the drop-in costs only CAP_NET_ADMIN (new findings: $extra), exposure '$score_with' still OK" \
   sh -c "[ '$extra' = 'CapabilityBoundingSet=~CAP_NET_ADMIN ' ] && case '${score_with#* }' in OK|SAFE|PERFECT) true ;; *) false ;; esac"
 rm -rf "$root/etc/systemd/system/$unit.d" "$work/$unit.d"
+# The OpenStack drop-in: valid; what it adds to the score, printed and
+# checked against what it grants on purpose.
+mkdir -p "$work/$unit.d" "$root/etc/systemd/system/$unit.d"
+cp "$root/usr/share/xen-guest-agent/$dropin_openstack" "$root/etc/systemd/system/$unit.d/openstack.conf"
+cp "$root/usr/share/xen-guest-agent/$dropin_openstack" "$work/$unit.d/openstack.conf"
+if out=$(MANPATH=$root/usr/share/man systemd-analyze verify "$work/$unit" 2>&1) && [ -z "$out" ]; then
+  ok "systemd-analyze verify with the OpenStack drop-in: no complaint"
+else bad "systemd-analyze verify with the OpenStack drop-in"; echo "$out"; fi
+with=$(systemd-analyze security --offline=yes --root="$root" "$unit" 2>&1 || true)
+score_with=$(echo "$with" | sed -n 's/.*Overall exposure level for .*: \([0-9.]*\) \([A-Z]*\).*/\1 \2/p')
+extra=$(comm -13 <(echo "$security" | grep '✗' | awk '{print $2}' | sort) <(echo "$with" | grep '✗' | awk '{print $2}' | sort) | tr '\n' ' ')
+echo "systemd-analyze security with the OpenStack drop-in: exposure $score_with, new findings: $extra"
+check "the OpenStack drop-in costs its three capabilities and no more (new findings: $extra)" \
+  sh -c "[ '$extra' = '$OPENSTACK_FINDINGS' ]"
+rm -rf "$root/etc/systemd/system/$unit.d" "$work/$unit.d"
 
 echo "=== dpkg -r, then dpkg -P"
 if in_root dpkg -r "$package" > "$log" 2>&1; then ok "dpkg -r"; else bad "dpkg -r"; fi
@@ -372,6 +393,9 @@ if rpm=$("$top/packaging/rpm/build.sh" "${rargs[@]}" 2>"$work/rpmbuild.log" | ta
     check "rpm has $f" grep -qx "$f" <<<"$rfiles"
   done
   check "rpm has /usr/lib/udev/rules.d/$rules" grep -qx "/usr/lib/udev/rules.d/$rules" <<<"$rfiles"
+  for f in "$dropin" "$dropin_openstack"; do
+    check "rpm has /usr/share/xen-guest-agent/$f" grep -qx "/usr/share/xen-guest-agent/$f" <<<"$rfiles"
+  done
   check "rpm's udev rule is startup/$rules" \
     sh -c "rpm2archive - < '$rpm' | tar -xzO ./usr/lib/udev/rules.d/$rules | cmp -s - '$top/startup/$rules'"
   check "rpm's udev rule is 0644" sh -c "rpm -qp --qf '[%{FILEMODES:perms} %{FILENAMES}\n]' '$rpm' 2>/dev/null |

@@ -236,18 +236,33 @@ pub struct Cli {
     /// at once and, through systemd-networkd or ifupdown, lastingly; the
     /// agent advertises control/feature-static-ip-setting while it runs.
     /// Needs CAP_NET_ADMIN (the systemd drop-in
-    /// xen-guest-agent-static-ip.conf grants it).
+    /// xen-guest-agent-static-ip.conf grants it). `password`, `injectfile`,
+    /// `resetnetwork`: OpenStack's XenServer guest-agent protocol (nova's
+    /// commands in data/host/, answered in data/guest/, Linux only): dom0 may
+    /// then set root's password, write the files --inject-path lists, set
+    /// the VIFs' addresses from vm-data/networking and the host name from
+    /// vm-data/hostname (drop-in xen-guest-agent-openstack.conf).
     #[cfg(feature = "xenstore")]
     #[arg(long, value_enum, value_delimiter = ',', value_name = "REQUESTS")]
     pub allow: Vec<crate::requests::Allow>,
 
-    /// Root under which the network managers' configuration and state are
-    /// read and written for --allow static-ip (DIR/etc/systemd/network,
-    /// DIR/run/systemd/netif, DIR/etc/network/interfaces...); for tests and
-    /// containers.
+    /// A file OpenStack's `injectfile` may write (repeat the option for
+    /// several; an absolute path; the default is the only one otherwise).
+    #[cfg(feature = "xenstore")]
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "/root/.ssh/authorized_keys"
+    )]
+    pub inject_path: Vec<PathBuf>,
+
+    /// Root under which the requests read and write the system's files
+    /// (DIR/etc/systemd/network, DIR/run/systemd/netif,
+    /// DIR/etc/network/interfaces, DIR/etc/shadow, DIR/etc/hostname, the
+    /// injected files...); for tests and containers.
     #[cfg(feature = "xenstore")]
     #[arg(long, value_name = "DIR", default_value = "/")]
-    pub netconf_root: PathBuf,
+    pub system_root: PathBuf,
 
     /// Collect once, publish once, and exit (for scripts and tests).
     #[arg(long)]

@@ -150,3 +150,23 @@ pub fn check_net_admin() -> Result<(), crate::Error> {
     }
     Ok(())
 }
+
+/// Set the host name lastingly and at once: `/etc/hostname` under `root`
+/// (what the next boot takes) and the kernel's (sethostname(2), which
+/// needs CAP_SYS_ADMIN). For OpenStack's `resetnetwork`.
+pub fn set_host_name(root: &std::path::Path, name: &str) -> Result<(), crate::Error> {
+    crate::netconf::persist::write_atomic(&root.join("etc/hostname"), &format!("{name}\n"))?;
+    // SAFETY: the pointer and length are those of `name`, which outlives
+    // the call; the kernel copies at most that many bytes.
+    let rc = unsafe { libc::sethostname(name.as_ptr().cast(), name.len() as _) };
+    if rc != 0 {
+        return Err(crate::Error::new(format!(
+            "cannot set the running host name to {name}: {}",
+            io::Error::last_os_error()
+        ))
+        .hint(
+            "the agent needs CAP_SYS_ADMIN for it: see the drop-in xen-guest-agent-openstack.conf",
+        ));
+    }
+    Ok(())
+}

@@ -73,7 +73,7 @@ cannot_run() {
 }
 
 tier_deps() {
-  local pkgs=(libxenstore4 xenstore-utils libxen-dev libclang-dev pkg-config iproute2 jq dbus-daemon)
+  local pkgs=(libxenstore4 xenstore-utils libxen-dev libclang-dev pkg-config iproute2 jq dbus-daemon bc openssl)
   local missing=()
   for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
   [ ${#missing[@]} -eq 0 ] && { echo "all present: ${pkgs[*]}"; rust_targets; return; }

@@ -48,6 +48,7 @@ cd "$top"
 unit=xen-guest-agent.service
 rules=60-xen-guest-agent-vcpu-hotplug.rules
 dropin=xen-guest-agent-static-ip.conf
+dropin_openstack=xen-guest-agent-openstack.conf
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n1)
 [ -n "$version" ] || die "no version in Cargo.toml"
 debversion=$version-${XGA_DEB_REVISION:-1}
@@ -104,6 +105,7 @@ install -D -m 0644 startup/$rules "$stage/lib/udev/rules.d/$rules"
 # /etc/systemd/system/xen-guest-agent.service.d by an administrator who
 # lets dom0 set the guest's addresses (README).
 install -D -m 0644 startup/$dropin "$stage/usr/share/xen-guest-agent/$dropin"
+install -D -m 0644 startup/$dropin_openstack "$stage/usr/share/xen-guest-agent/$dropin_openstack"
 install -d -m 0755 "$stage/usr/share/man/man8" "$doc" \
   "$stage/usr/share/bash-completion/completions" \
   "$stage/usr/share/zsh/vendor-completions" \

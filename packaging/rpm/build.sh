@@ -46,7 +46,7 @@ cp "$binary" "$pre/xen-guest-agent"
 cargo run --locked -q -p xtask -- man "$pre" >/dev/null
 cargo run --locked -q -p xtask -- completions "$pre" >/dev/null
 cp startup/xen-guest-agent.service startup/60-xen-guest-agent-vcpu-hotplug.rules \
-  startup/xen-guest-agent-static-ip.conf \
+  startup/xen-guest-agent-static-ip.conf startup/xen-guest-agent-openstack.conf \
   packaging/deb/default LICENSE README.md "$pre/"
 cp packaging/NOTICE-static "$pre/"
 

@@ -15,11 +15,16 @@
 //! While it runs it advertises what it handles (XAPI:
 //! `control/feature-static-ip-setting`), again after a resume or migration
 //! (a new domain), and withdraws it when the agent stops.
+//!
+//! Two protocols share the task, its rate limit and its audit: XAPI's
+//! static IP setting ([`static_ip`]) and OpenStack's guest-agent commands
+//! ([`openstack`]: `data/host/<id>`, answered once in `data/guest/<id>`).
 
 pub mod openstack;
 pub mod static_ip;
 
 use std::collections::BTreeMap;
+use std::path::{Component, PathBuf};
 use std::time::Duration;
 
 use tokio::sync::oneshot;
@@ -37,6 +42,13 @@ pub enum Allow {
     /// VIF's address and gateway, or back to DHCP/autoconf (Linux; needs
     /// CAP_NET_ADMIN, see the unit's drop-in).
     StaticIp,
+    /// OpenStack's `password`: set root's password (`/etc/shadow`).
+    Password,
+    /// OpenStack's `injectfile`: write one of the `--inject-path` files.
+    Injectfile,
+    /// OpenStack's `resetnetwork`: the VIFs' addresses from
+    /// `vm-data/networking`, the host name from `vm-data/hostname`.
+    Resetnetwork,
 }
 
 /// The node that tells XAPI (and Xen Orchestra, XenCenter) that static
@@ -72,14 +84,41 @@ impl Requests {
     /// operating system, no CAP_NET_ADMIN), for the agent to exit with
     /// what to do.
     pub fn start(cli: &Cli) -> Result<Option<Requests>, Error> {
-        if !cli.allow.contains(&Allow::StaticIp) {
+        let static_ip = cli.allow.contains(&Allow::StaticIp);
+        let openstack = openstack::Commands::new(&cli.allow, &cli.system_root, &cli.inject_path);
+        if !static_ip && openstack.is_none() {
             return Ok(None);
         }
-        let net = static_ip::Apply::new(&cli.netconf_root)?;
-        log::info!(
-            "handling dom0's static IP settings (--allow static-ip): advertising \
-             {FEATURE_STATIC_IP}"
-        );
+        if cli.allow.contains(&Allow::Password) && !cfg!(target_os = "linux") {
+            return Err(Error::new(
+                "--allow password: setting root's password is supported on Linux only",
+            )
+            .hint("leave password out of --allow"));
+        }
+        if cli.allow.contains(&Allow::Injectfile) {
+            check_inject_paths(&cli.inject_path)?;
+        }
+        let resetnetwork = openstack
+            .as_ref()
+            .is_some_and(openstack::Commands::reset_network_allowed);
+        let net = if static_ip || resetnetwork {
+            Some(static_ip::Apply::new(&cli.system_root)?)
+        } else {
+            None
+        };
+        if static_ip {
+            log::info!(
+                "handling dom0's static IP settings (--allow static-ip): advertising \
+                 {FEATURE_STATIC_IP}"
+            );
+        }
+        if let Some(o) = &openstack {
+            log::info!(
+                "handling OpenStack's guest-agent commands in {} (--allow): {}",
+                openstack::REQUESTS,
+                o.features()
+            );
+        }
         let (stop, stopped) = oneshot::channel();
         let task = Task {
             places: Places::from_env(),
@@ -90,7 +129,11 @@ impl Requests {
             flag: Flag::Unwritten,
             handled: BTreeMap::new(),
             bucket: Bucket::new(Instant::now()),
+            static_ip,
             net,
+            openstack,
+            os_handled: BTreeMap::new(),
+            root: cli.system_root.clone(),
             down_logged: false,
         };
         Ok(Some(Requests {
@@ -129,6 +172,15 @@ struct Handled {
     code: &'static str,
     msg: String,
     /// The acknowledgement could not be written: do not try at every event.
+    ack_failed: bool,
+}
+
+/// An OpenStack command handled, by its id: answered the same again, never
+/// run again, while `data/host/<id>` holds the same request.
+struct OsHandled {
+    /// A hash of the request (not the request: it may hold a password).
+    hash: u64,
+    answer: openstack::protocol::Answer,
     ack_failed: bool,
 }
 
@@ -182,7 +234,15 @@ struct Task {
     flag: Flag,
     handled: BTreeMap<String, Handled>,
     bucket: Bucket,
-    net: static_ip::Apply,
+    /// XAPI's static IP setting is allowed.
+    static_ip: bool,
+    /// The network applier (static IP setting, `resetnetwork`).
+    net: Option<static_ip::Apply>,
+    /// OpenStack's commands, when one is allowed.
+    openstack: Option<openstack::Commands>,
+    os_handled: BTreeMap<String, OsHandled>,
+    /// Where the system's files are (`--system-root`).
+    root: PathBuf,
     down_logged: bool,
 }
 
@@ -247,32 +307,38 @@ impl Task {
     /// Connect, watch, learn the domain id, advertise.
     async fn connect(&mut self) -> Result<(), Lost> {
         let mut client = Client::connect(&self.places).await?;
-        let watches = [
-            Request::Watch {
+        let mut watches = vec![Request::Watch {
+            path: DOMAIN_ID,
+            token: "domain",
+        }];
+        if self.static_ip {
+            watches.push(Request::Watch {
                 path: ROOTS[0],
                 token: "vif",
-            },
-            Request::Watch {
+            });
+            watches.push(Request::Watch {
                 path: ROOTS[1],
                 token: "vf",
-            },
-            Request::Watch {
-                path: DOMAIN_ID,
-                token: "domain",
-            },
-            Request::Read {
-                tx: 0,
-                path: "domid",
-            },
-        ];
+            });
+        }
+        if self.openstack.is_some() {
+            watches.push(Request::Watch {
+                path: openstack::REQUESTS,
+                token: "openstack",
+            });
+        }
+        watches.push(Request::Read {
+            tx: 0,
+            path: "domid",
+        });
         let answers = client.batch(&watches, self.deadline()).await?;
-        for (request, answer) in watches.iter().zip(&answers).take(3) {
+        for (request, answer) in watches.iter().zip(&answers) {
             if let (Request::Watch { path, .. }, Err(e)) = (request, answer) {
                 log::warn!("requests: cannot watch {path} ({e}): requests wait for the next event");
             }
         }
         self.client = Some(client);
-        self.learn_domid(answers.get(3));
+        self.learn_domid(answers.last());
         if std::mem::take(&mut self.down_logged) {
             log::info!("requests: xenstore connection is back");
         }
@@ -331,7 +397,10 @@ impl Task {
             }])
             .await?;
         self.learn_domid(answers.first());
-        self.advertise().await
+        if self.static_ip {
+            self.advertise().await?;
+        }
+        Ok(())
     }
 
     /// Write the advertisement if it is not there (a new domain has none).
@@ -395,6 +464,19 @@ impl Task {
     /// Handle every pending request; when the rate limit stops it, when to
     /// go on.
     async fn scan(&mut self) -> Result<Option<Instant>, Lost> {
+        if self.static_ip {
+            if let Some(at) = self.scan_static_ip().await? {
+                return Ok(Some(at));
+            }
+        }
+        if self.openstack.is_some() {
+            return self.scan_openstack().await;
+        }
+        Ok(None)
+    }
+
+    /// Handle every pending static IP setting.
+    async fn scan_static_ip(&mut self) -> Result<Option<Instant>, Lost> {
         if self.flag == Flag::Unwritten {
             self.advertise().await?;
         }
@@ -528,7 +610,10 @@ impl Task {
 
     async fn apply(&mut self, _dir: &str, setting: &Setting) -> (&'static str, String) {
         let what = static_ip::describe(&setting.wanted);
-        match self.net.apply(setting).await {
+        let Some(net) = self.net.as_mut() else {
+            return (code::FAILED, "no network applier".to_string());
+        };
+        match net.apply(setting).await {
             Ok(note) => (
                 code::DONE,
                 format!("{what} for MAC {}: done{note}", setting.mac),
@@ -614,6 +699,27 @@ impl Task {
             }
         }
     }
+}
+
+/// `--inject-path`: each an absolute path to a file, written plainly (no
+/// `.`, `..`, `//` or trailing `/`), as `injectfile` requests name them.
+fn check_inject_paths(paths: &[PathBuf]) -> Result<(), Error> {
+    for p in paths {
+        let plain: PathBuf = p.components().collect();
+        let ok = p.is_absolute()
+            && plain.as_os_str() == p.as_os_str()
+            && p.components()
+                .all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
+            && p.file_name().is_some();
+        if !ok {
+            return Err(Error::new(format!(
+                "--inject-path {}: not an absolute path to a file",
+                p.display()
+            ))
+            .hint("write it as requests name it, e.g. /root/.ssh/authorized_keys"));
+        }
+    }
+    Ok(())
 }
 
 /// `error-msg` within xenstore's value limit.

@@ -39,6 +39,10 @@
 #                 cycles with address churn, the whole tree checked after each
 #   static-ip     boot deb12 (after deb12): XAPI's static IP setting, allowed
 #                 with the drop-in, applied, answered, back to DHCP, withdrawn
+#   openstack     boot deb12 (after deb12): OpenStack's guest-agent commands,
+#                 allowed with the drop-in: nova's first-boot sequence from
+#                 dom0 (tests/openstack/nova-client.sh) changes root's
+#                 password, authorized_keys, eth0's address, the host name
 #   deb12-pvh     boot deb12-pvh: the deb12 scenario in a PVH guest
 #   deb11         boot deb11 (PV, Debian 11, glibc 2.31): the portable package's
 #                 whole life; without it the default package fails there
@@ -67,11 +71,11 @@
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
-ALL="smoke std bench net save-restore balloon rfc pvh portable deb12 sd-bench soak static-ip deb12-pvh deb11 purge"
+ALL="smoke std bench net save-restore balloon rfc pvh portable deb12 sd-bench soak static-ip openstack deb12-pvh deb11 purge"
 # Without arguments: every scenario but those the systemd guests cover
 # (bench: sd-bench; save-restore: deb12 and soak; pvh: deb12-pvh and
 # portable-pvh)
-DEFAULT="smoke std net balloon rfc portable deb12 sd-bench soak static-ip deb12-pvh deb11 purge"
+DEFAULT="smoke std net balloon rfc portable deb12 sd-bench soak static-ip openstack deb12-pvh deb11 purge"
 
 if [ "${1:-}" = --list ]; then echo "$ALL"; exit 0; fi
 [ "${1:-}" = all ] && set -- $ALL
@@ -87,8 +91,9 @@ sel() { [[ "$want" == *" $1 "* ]]; }
 sel purge && ! sel deb12 && ! sel deb12-pvh && ! sel deb11 && want+="deb12 "
 # static-ip acts on the package deb12 installed
 sel static-ip && ! sel deb12 && want+="deb12 "
+sel openstack && ! sel deb12 && want+="deb12 "
 suites=
-{ sel deb12 || sel sd-bench || sel soak || sel static-ip || sel deb12-pvh; } && suites+=" bookworm"
+{ sel deb12 || sel sd-bench || sel soak || sel static-ip || sel openstack || sel deb12-pvh; } && suites+=" bookworm"
 sel deb11 && suites+=" bullseye"
 
 export XGA_VM_CACHE=${XGA_VM_CACHE:-$REPO/target/vm-cache}
@@ -200,7 +205,7 @@ declare -a QUEUE=()
 queue() { BOOT_SCEN[$1]=$2; QUEUE+=("$(printf '%q ' "$@")"); }
 IMGS=$XGA_VM_CACHE/images   # systemd guests: 192 MiB (xl save writes all of it; 256 leaves 170 MiB free)
 sd=
-for s in deb12 sd-bench soak static-ip; do sel $s && sd+=" $s"; done
+for s in deb12 sd-bench soak static-ip openstack; do sel $s && sd+=" $s"; done
 [ -n "$sd" ] && queue deb12 "$sd purge" PKG="$DEB" XGA_VM_DISK="$IMGS/disk-bookworm.img" XGA_VM_DLOPEN= XGA_VM_DOMU_MEM=192
 sel deb12-pvh && queue deb12-pvh "deb12-pvh purge" PKG="$DEB" XGA_VM_DISK="$IMGS/disk-bookworm.img" XGA_VM_DLOPEN= XGA_VM_DOMU_MEM=192 XGA_VM_DOMU_TYPE=pvh
 # With the portable binary, net and save-restore run in its boot (the

@@ -13,6 +13,7 @@ mod churn;
 mod faults;
 mod filesystems;
 mod interfaces;
+mod openstack;
 mod restarts;
 mod static_ip;
 

@@ -145,9 +145,9 @@ fn wait_net(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
-/// An empty root for the network managers' files (`--netconf-root`): the
+/// An empty root for the network managers' files (`--system-root`): the
 /// machine's own /etc and /run are never touched.
-fn netconf_root(t: &Scenario) -> PathBuf {
+fn system_root(t: &Scenario) -> PathBuf {
     let root = t.sysfs.with_extension("netconf");
     std::fs::create_dir_all(&root).unwrap();
     root
@@ -167,7 +167,7 @@ fn agent_allowing(t: &Scenario, root: &std::path::Path) -> Agent {
     let root_arg = root.to_str().unwrap().to_string();
     let bus = format!("unix:path={}", root.join("no-bus").display());
     t.agent_with_env(
-        &["--allow", "static-ip", "--netconf-root", &root_arg],
+        &["--allow", "static-ip", "--system-root", &root_arg],
         &[("DBUS_SYSTEM_BUS_ADDRESS", &bus)],
     )
 }
@@ -194,7 +194,7 @@ fn a_static_ipv4_setting_is_applied_answered_and_published() {
         ],
     );
     xenopsd_control(&t);
-    let root = netconf_root(&t);
+    let root = system_root(&t);
     let mut agent = agent_allowing(&t, &root);
     let msg = wait_answer(&t, 0, "0");
     assert!(
@@ -257,7 +257,7 @@ fn ipv6_static_and_autoconf_and_leave_alone() {
     t.ip(&["addr", "add", "2001:db8::99/64", "dev", "eth0", "nodad"]);
     plug_setting(&t, 0, MAC0, &[("enabled", "0"), ("enabled6", "0")]);
     xenopsd_control(&t);
-    let root = netconf_root(&t);
+    let root = system_root(&t);
     let mut agent = agent_allowing(&t, &root);
     wait_net("advertised", || t.xs.read(FLAG).as_deref() == Some("1"));
     agent.wait_log("requests", WAIT);
@@ -342,7 +342,7 @@ fn untrusted_invalid_and_unmatched_requests_change_nothing() {
     );
     // VIF 2: nobody has this MAC.
     plug_setting(&t, 2, "00:16:3e:00:00:77", &[("enabled", "2")]);
-    let root = netconf_root(&t);
+    let root = system_root(&t);
     let mut agent = agent_allowing(&t, &root);
     let msg = wait_answer(&t, 0, "2");
     assert!(msg.contains("domain other than dom0"), "{msg}");
@@ -380,7 +380,7 @@ fn the_same_request_seen_again_changes_nothing() {
             ("gateway", "192.0.2.1"),
         ],
     );
-    let root = netconf_root(&t);
+    let root = system_root(&t);
     let mut agent = agent_allowing(&t, &root);
     wait_answer(&t, 0, "0");
     t.wait_until(WAIT, |tree| {
@@ -462,8 +462,8 @@ fn a_networkd_interface_gets_a_drop_in_and_dhcp_back_removes_it() {
     };
     t.add_vif(0);
     // systemd-networkd runs eth0 with DHCP (its state file and .network
-    // file, under --netconf-root).
-    let root = netconf_root(&t);
+    // file, under --system-root).
+    let root = system_root(&t);
     let network = root.join("etc/systemd/network");
     std::fs::create_dir_all(&network).unwrap();
     std::fs::write(
@@ -529,7 +529,7 @@ fn an_ifupdown_interface_gets_a_file_of_its_own_never_an_edit_of_the_administrat
     };
     t.add_vif(0);
     t.add_vif(1);
-    let root = netconf_root(&t);
+    let root = system_root(&t);
     let etc = root.join("etc/network");
     std::fs::create_dir_all(etc.join("interfaces.d")).unwrap();
     // eth1 is the administrator's (a stanza in their file); eth0 is up
@@ -604,7 +604,7 @@ fn a_networkmanager_interface_gets_a_profile_of_its_own_and_dhcp_back_removes_it
     t.add_vif(0);
     // NetworkManager manages eth0 (its device state) with the guest's own
     // DHCP profile, a keyfile in /etc.
-    let root = netconf_root(&t);
+    let root = system_root(&t);
     let profiles = root.join("etc/NetworkManager/system-connections");
     std::fs::create_dir_all(&profiles).unwrap();
     let guest_uuid = "0b6e3a54-6f1b-4a57-9d3c-2c1f3e9a8b01";
@@ -686,7 +686,7 @@ fn after_a_migration_the_new_domain_is_advertised_and_its_requests_trusted() {
     };
     t.add_vif(0);
     xenopsd_control(&t);
-    let root = netconf_root(&t);
+    let root = system_root(&t);
     let mut agent = agent_allowing(&t, &root);
     wait_net("advertised", || t.xs.read(FLAG).as_deref() == Some("1"));
     // A new domain (id 9): a new home without the advertisement, and

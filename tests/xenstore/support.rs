@@ -57,6 +57,17 @@ impl Scenario {
     /// A scenario named after the test; `None` (skipped, with a message)
     /// when not root.
     pub fn new(test: &str) -> Option<Scenario> {
+        Scenario::build(test, false)
+    }
+
+    /// [`Scenario::new`] whose test xenstored also listens on a dom0
+    /// socket ([`Server::dom0_socket_path`]), for dom0's side as a separate
+    /// program (the xenstore-* commands with XENSTORED_PATH).
+    pub fn with_dom0_socket(test: &str) -> Option<Scenario> {
+        Scenario::build(test, true)
+    }
+
+    fn build(test: &str, dom0: bool) -> Option<Scenario> {
         if !root(test) {
             return None;
         }
@@ -88,8 +99,12 @@ impl Scenario {
                 "net.ipv4.conf.default.promote_secondaries=1",
             ],
         );
+        let mut builder = Server::builder().domid(5);
+        if dom0 {
+            builder = builder.dom0_socket(std::env::temp_dir().join(format!("{id}-dom0.sock")));
+        }
         let t = Scenario {
-            xs: Server::builder().domid(5).start().expect("test xenstored"),
+            xs: builder.start().expect("test xenstored"),
             netns: id,
             sysfs,
         };
@@ -274,6 +289,16 @@ impl Scenario {
     /// child is the agent), so that [`Scenario::set_host_name`] changes it
     /// without touching the machine's.
     pub fn agent_in_own_uts(&self, host_name: &str, args: &[&str]) -> Agent {
+        self.agent_in_own_uts_with_env(host_name, args, &[])
+    }
+
+    /// [`Scenario::agent_in_own_uts`] with more environment variables.
+    pub fn agent_in_own_uts_with_env(
+        &self,
+        host_name: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Agent {
         let mut cmd = Command::new("ip");
         let script = format!("hostname {host_name} && exec \"$@\"");
         cmd.args(["netns", "exec", &self.netns, "unshare", "-u", "--"])
@@ -282,7 +307,8 @@ impl Scenario {
             .arg(&self.sysfs)
             .args(no_filesystems_unless_asked(args))
             .args(args)
-            .env("XENSTORED_PATH", self.xs.socket_path());
+            .env("XENSTORED_PATH", self.xs.socket_path())
+            .envs(env.iter().copied());
         Agent::spawn(cmd)
     }
 

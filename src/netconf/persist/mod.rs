@@ -426,7 +426,7 @@ fn write_error(what: String, dir: &Path, e: io::Error) -> Error {
 /// directory, fsync, rename, fsync of the directory), mode 0644, creating
 /// missing directories 0755. Returns whether anything changed: a file that
 /// already holds `contents` with that mode is left alone.
-fn write_atomic(path: &Path, contents: &str) -> Result<bool, Error> {
+pub(crate) fn write_atomic(path: &Path, contents: &str) -> Result<bool, Error> {
     write_atomic_mode(path, contents, 0o644)
 }
 

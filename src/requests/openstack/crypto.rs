@@ -16,7 +16,7 @@ use std::io::{self, Read as _};
 
 use aes::cipher::generic_array::GenericArray;
 use aes::cipher::{BlockDecryptMut, KeyIvInit};
-use base64::Engine as _;
+use base64ct::{Base64, Encoding};
 use md5::{Digest, Md5};
 use sha2::Sha256;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
@@ -232,9 +232,8 @@ impl fmt::Display for Reject {
 /// OpenSSL 1.1 and later default to); the first that gives a password
 /// wins (the wrong one does by chance about once in 10^11).
 pub fn decrypt_password(secret: &Secret, b64: &str) -> Result<Zeroizing<String>, PasswordError> {
-    let ciphertext = base64::engine::general_purpose::STANDARD
-        .decode(b64.trim_ascii())
-        .map_err(|_| PasswordError::NotBase64)?;
+    let ciphertext =
+        Zeroizing::new(Base64::decode_vec(b64.trim_ascii()).map_err(|_| PasswordError::NotBase64)?);
     if ciphertext.is_empty() || ciphertext.len() % BLOCK != 0 {
         return Err(PasswordError::Invalid(Why::Length(ciphertext.len())));
     }

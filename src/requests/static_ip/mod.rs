@@ -172,7 +172,7 @@ fn family<'a>(
 }
 
 /// `aa:bb:cc:dd:ee:ff`, any case, into lower case.
-fn parse_mac(s: &str) -> Result<String, Invalid> {
+pub(crate) fn parse_mac(s: &str) -> Result<String, Invalid> {
     let parts: Vec<&str> = s.split(':').collect();
     let ok = parts.len() == 6
         && parts
@@ -184,6 +184,17 @@ fn parse_mac(s: &str) -> Result<String, Invalid> {
         )));
     }
     Ok(s.to_ascii_lowercase())
+}
+
+/// An IPv4 `address/prefix` and gateway, checked as dom0's static IP
+/// setting is (for OpenStack's `resetnetwork`).
+pub(crate) fn static_v4(cidr: &str, gateway: Option<&str>) -> Result<Static<Ipv4Addr>, Invalid> {
+    static_of(cidr, gateway, v4_of)
+}
+
+/// An IPv6 `address/prefix` and gateway, checked likewise.
+pub(crate) fn static_v6(cidr: &str, gateway: Option<&str>) -> Result<Static<Ipv6Addr>, Invalid> {
+    static_of(cidr, gateway, v6_of)
 }
 
 /// An address of the family `A` out of text.

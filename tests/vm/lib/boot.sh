@@ -73,6 +73,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 G=$W/guest-root D=$W/dom0-root
 mkdir -p "$G/xenvm" "$D/xenvm"
+# dom0's side of OpenStack's protocol (the openstack scenario).
+install -m 0755 "$HERE/../../openstack/nova-client.sh" "$D/xenvm/nova-client.sh"
 cp -a "$GDIR/." "$G/xenvm/"
 install -m 0755 "$GSCRIPT" "$G/xenvm/guest.sh"
 usr_path() { case $1 in /lib/*|/lib64/*|/bin/*|/sbin/*) echo "/usr$1" ;; *) echo "$1" ;; esac; }

@@ -35,6 +35,8 @@ command -v jq >/dev/null           || need+=(jq)
 command -v strace >/dev/null       || need+=(strace)
 command -v xzcat >/dev/null        || need+=(xz-utils)
 command -v patchelf >/dev/null     || need+=(patchelf)
+command -v bc >/dev/null           || need+=(bc)        # dom0: nova-client.sh
+command -v openssl >/dev/null      || need+=(openssl)
 # runtime libraries of the extracted qemu-system-x86 7.2
 for p in libaio1 libbpf1 libcapstone4 libfdt1 libfuse3-3 libgmp10 libgnutls30 \
   libibverbs1 libjpeg62-turbo libnuma1 libpixman-1-0 libpmem1 libpng16-16 \
@@ -194,7 +196,8 @@ R=$CACHE/root-dom0
 skel "$R"
 copy_elf "$R" $XENLIB/bin/xl $XENLIB/bin/xenstored $XENLIB/bin/xenconsoled \
   $XENLIB/bin/xenconsole $XENLIB/bin/xen-init-dom0 $XENLIB/bin/libxl-save-helper \
-  /usr/bin/xenstore $XENLIB/bin/xenstore-control /usr/bin/bash /usr/sbin/ip /usr/sbin/bridge /usr/bin/flock /usr/bin/stat /usr/bin/jq
+  /usr/bin/xenstore $XENLIB/bin/xenstore-control /usr/bin/bash /usr/sbin/ip /usr/sbin/bridge /usr/bin/flock /usr/bin/stat /usr/bin/jq \
+  /usr/bin/bc /usr/bin/openssl
 for t in $XS_TOOLS; do ln -sf xenstore "$R/usr/bin/xenstore-$t"; done
 for b in xl xenstored xenconsoled xenconsole xen-init-dom0 xenstore-control; do ln -sf ../lib/xen-4.17/bin/$b "$R/usr/sbin/$b"; done
 mkdir -p "$R/etc/xen" "$R/var/lib/xen" "$R/var/log/xen/console" "$R/var/lib/xenstored"

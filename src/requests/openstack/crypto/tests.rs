@@ -1,6 +1,6 @@
 use aes::cipher::generic_array::GenericArray;
 use aes::cipher::BlockEncryptMut;
-use base64::engine::general_purpose::STANDARD;
+use base64ct::{Base64, Encoding};
 
 use super::*;
 
@@ -61,7 +61,7 @@ fn encrypt_raw(pass: &str, kdf: Kdf, padded: &[u8]) -> String {
     for block in buf.chunks_exact_mut(16) {
         enc.encrypt_block_mut(GenericArray::from_mut_slice(block));
     }
-    STANDARD.encode(buf)
+    Base64::encode_string(&buf)
 }
 
 fn pkcs7(msg: &[u8]) -> Vec<u8> {
@@ -200,9 +200,9 @@ fn a_length_that_is_not_whole_blocks() {
     for (len, b64) in [
         (0, String::new()),
         (0, " \n".to_string()),
-        (15, STANDARD.encode([7u8; 15])),
-        (17, STANDARD.encode([7u8; 17])),
-        (31, STANDARD.encode([7u8; 31])),
+        (15, Base64::encode_string(&[7u8; 15])),
+        (17, Base64::encode_string(&[7u8; 17])),
+        (31, Base64::encode_string(&[7u8; 31])),
     ] {
         match decrypt(&b64) {
             Err(PasswordError::Invalid(Why::Length(n))) => assert_eq!(n, len),
