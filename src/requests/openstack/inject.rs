@@ -12,6 +12,9 @@
 //!
 //! Blocking (file system calls): call it from `spawn_blocking`.
 
+use super::fault;
+#[cfg(test)]
+use super::FAULT;
 use std::ffi::{CStr, CString, OsStr};
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
@@ -540,22 +543,6 @@ impl Drop for Unlink<'_> {
         // SAFETY: a NUL-terminated name relative to an open directory.
         unsafe { libc::unlinkat(self.dir.as_raw_fd(), self.name.as_ptr(), 0) };
     }
-}
-
-#[cfg(test)]
-thread_local! {
-    /// The step at which a test makes the write fail.
-    static FAULT: std::cell::Cell<Option<&'static str>> = const { std::cell::Cell::new(None) };
-}
-
-/// A failure at `step` when a test asks for one (none outside tests).
-fn fault(step: &'static str) -> io::Result<()> {
-    #[cfg(test)]
-    if FAULT.with(|f| f.get()) == Some(step) {
-        return Err(io::Error::other(format!("test failure at {step}")));
-    }
-    let _ = step;
-    Ok(())
 }
 
 #[cfg(test)]

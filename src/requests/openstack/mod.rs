@@ -174,6 +174,23 @@ impl Commands {
     }
 }
 
+#[cfg(test)]
+thread_local! {
+    /// The step at which a test makes a file edit (shadow, inject) fail.
+    static FAULT: std::cell::Cell<Option<&'static str>> = const { std::cell::Cell::new(None) };
+}
+
+/// A failure at `step` of a file edit when a test asks for one (none
+/// outside tests).
+fn fault(step: &'static str) -> std::io::Result<()> {
+    #[cfg(test)]
+    if FAULT.with(|f| f.get()) == Some(step) {
+        return Err(std::io::Error::other(format!("test failure at {step}")));
+    }
+    let _ = step;
+    Ok(())
+}
+
 /// Run `f` on tokio's blocking pool, off the agent's one thread.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, String> {
     tokio::task::spawn_blocking(f)

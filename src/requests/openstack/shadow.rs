@@ -20,6 +20,9 @@
 //!
 //! Blocking (the lock is polled): call it from `spawn_blocking`.
 
+use super::fault;
+#[cfg(test)]
+use super::FAULT;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -552,22 +555,6 @@ impl Drop for RemoveOnDrop<'_> {
     fn drop(&mut self) {
         let _ = fs::remove_file(self.0);
     }
-}
-
-#[cfg(test)]
-thread_local! {
-    /// The step at which a test makes the edit fail.
-    static FAULT: std::cell::Cell<Option<&'static str>> = const { std::cell::Cell::new(None) };
-}
-
-/// A failure at `step` when a test asks for one (none outside tests).
-fn fault(step: &'static str) -> io::Result<()> {
-    #[cfg(test)]
-    if FAULT.with(|f| f.get()) == Some(step) {
-        return Err(io::Error::other(format!("test failure at {step}")));
-    }
-    let _ = step;
-    Ok(())
 }
 
 #[cfg(test)]
