@@ -152,10 +152,14 @@ pub fn check_net_admin() -> Result<(), crate::Error> {
 }
 
 /// Set the host name lastingly and at once: `/etc/hostname` under `root`
-/// (what the next boot takes) and the kernel's (sethostname(2), which
-/// needs CAP_SYS_ADMIN). For OpenStack's `resetnetwork`.
+/// (what the next boot takes; its mode kept) and the kernel's
+/// (sethostname(2), which needs CAP_SYS_ADMIN). For OpenStack's
+/// `resetnetwork`.
 pub fn set_host_name(root: &std::path::Path, name: &str) -> Result<(), crate::Error> {
-    crate::netconf::persist::write_atomic(&root.join("etc/hostname"), &format!("{name}\n"))?;
+    use std::os::unix::fs::PermissionsExt;
+    let file = root.join("etc/hostname");
+    let mode = std::fs::metadata(&file).map_or(0o644, |m| m.permissions().mode() & 0o7777);
+    crate::netconf::persist::write_atomic_mode(&file, &format!("{name}\n"), mode)?;
     // SAFETY: the pointer and length are those of `name`, which outlives
     // the call; the kernel copies at most that many bytes.
     let rc = unsafe { libc::sethostname(name.as_ptr().cast(), name.len() as _) };

@@ -30,6 +30,12 @@ fn system_root(t: &Scenario) -> PathBuf {
     .unwrap();
     std::fs::set_permissions(&shadow, std::fs::Permissions::from_mode(0o640)).unwrap();
     std::fs::write(root.join("etc/hostname"), "before\n").unwrap();
+    // An odd mode (the VM tier's guest has 0755): kept.
+    std::fs::set_permissions(
+        root.join("etc/hostname"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
     root
 }
 
@@ -195,6 +201,14 @@ fn novas_first_boot_sets_the_password_the_keys_the_network_and_the_host_name() {
     assert_eq!(
         std::fs::read_to_string(root.join("etc/hostname")).unwrap(),
         "web-1\n"
+    );
+    assert_eq!(
+        std::fs::metadata(root.join("etc/hostname"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777,
+        0o755
     );
     // One audit line per command; the password never in the log.
     assert_eq!(agent.count("OpenStack command data/host/"), 6);

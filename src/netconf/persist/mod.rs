@@ -431,7 +431,7 @@ pub(crate) fn write_atomic(path: &Path, contents: &str) -> Result<bool, Error> {
 }
 
 /// [`write_atomic`] with the file mode `mode` (regardless of the umask).
-fn write_atomic_mode(path: &Path, contents: &str, mode: u32) -> Result<bool, Error> {
+pub(crate) fn write_atomic_mode(path: &Path, contents: &str, mode: u32) -> Result<bool, Error> {
     let same_mode = fs::symlink_metadata(path)
         .is_ok_and(|m| m.file_type().is_file() && m.permissions().mode() & 0o7777 == mode);
     if same_mode {

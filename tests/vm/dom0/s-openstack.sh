@@ -13,6 +13,7 @@ echo "== allowed, with the drop-in"
 # What did not exist before is removed after (the purge scenario compares
 # the file system's entries with those before the install).
 gx "for f in /root/.ssh /etc/.pwd.lock /etc/shadow-; do [ -e \$f ] || echo \$f; done > /var/lib/xenvm/openstack.new"
+hostname_mode=$(gx "stat -c %a /etc/hostname")
 gx "cp /etc/default/xen-guest-agent /var/lib/xenvm/default.saved && hostname > /var/lib/xenvm/hostname.saved &&
   cp /etc/hostname /var/lib/xenvm/etc-hostname.saved && mkdir -p /etc/systemd/system/$UNIT.d &&
   ln -s /usr/share/xen-guest-agent/xen-guest-agent-openstack.conf $DROPIN &&
@@ -38,6 +39,7 @@ check_eq "root's authorized_keys has the key, 0600" "$(cat /tmp/keys) 600" \
 check_eq "the guest's eth0 has the address from vm-data/networking" "192.168.77.30/24" \
   "$(gx "ip -4 -o addr show dev eth0 scope global | awk '{print \$4}'")"
 check_eq "the host name from vm-data/hostname" "xga-nova xga-nova" "$(gx "echo \$(hostname) \$(cat /etc/hostname)")"
+check_eq "/etc/hostname kept its mode" "$hostname_mode" "$(gx "stat -c %a /etc/hostname")"
 check "one audit line per command in the journal, no password" \
   gx "[ \$(journalctl --no-pager -q -b -u $UNIT | grep -c 'OpenStack command data/host/') = 6 ] &&
     ! journalctl --no-pager -q -b -u $UNIT | grep -q S3cret"
