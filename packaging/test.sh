@@ -160,8 +160,8 @@ expected="/etc/default/xen-guest-agent
 /usr/share/fish/vendor_completions.d/xen-guest-agent.fish
 /usr/share/lintian/overrides/$package
 /usr/share/man/man8/xen-guest-agent.8.gz
-/usr/share/xen-guest-agent/$dropin
 /usr/share/xen-guest-agent/$dropin_openstack
+/usr/share/xen-guest-agent/$dropin
 /usr/share/zsh/vendor-completions/_xen-guest-agent"
 actual=$(in_root dpkg -L "$package" | while read -r f; do [ -d "$root$f" ] || echo "$f"; done | sort)
 if [ "$actual" = "$expected" ]; then ok "the package's files are exactly the expected ones"
