@@ -36,8 +36,6 @@ unit=xen-guest-agent.service
 rules=60-xen-guest-agent-vcpu-hotplug.rules
 dropin=xen-guest-agent-static-ip.conf
 dropin_openstack=xen-guest-agent-openstack.conf
-# What systemd-analyze security finds that the OpenStack drop-in adds.
-OPENSTACK_FINDINGS='CapabilityBoundingSet=~CAP_(CHOWN|FSETID|SETFCAP) CapabilityBoundingSet=~CAP_NET_ADMIN CapabilityBoundingSet=~CAP_SYS_ADMIN SystemCallFilter=~@privileged '
 start=$SECONDS
 # shellcheck source=packaging/debroot.sh
 . "$top/packaging/debroot.sh"
@@ -262,39 +260,31 @@ case ${score#* } in
   OK|SAFE|PERFECT) ok "exposure level '${score#* }' is OK or better" ;;
   *) bad "exposure level '$score' is worse than OK" ;;
 esac
-# With the --allow static-ip drop-in: still valid, and it adds exactly
-# CAP_NET_ADMIN to what the score counts. A copy, not the README's symlink:
+# With each drop-in: still valid, and what it adds to the score is exactly
+# what it grants on purpose. A copy, not the README's symlink:
 # systemd-analyze --root (252) skips a drop-in linked to an absolute path
 # without a word (the booted systemd follows it: the VM tier's static-ip
-# scenario links it as the README says).
-mkdir -p "$work/$unit.d" "$root/etc/systemd/system/$unit.d"
-cp "$root/usr/share/xen-guest-agent/$dropin" "$root/etc/systemd/system/$unit.d/static-ip.conf"
-cp "$root/usr/share/xen-guest-agent/$dropin" "$work/$unit.d/static-ip.conf"
-if out=$(MANPATH=$root/usr/share/man systemd-analyze verify "$work/$unit" 2>&1) && [ -z "$out" ]; then
-  ok "systemd-analyze verify with the static-ip drop-in: no complaint"
-else bad "systemd-analyze verify with the static-ip drop-in"; echo "$out"; fi
-with=$(systemd-analyze security --offline=yes --root="$root" "$unit" 2>&1 || true)
-score_with=$(echo "$with" | sed -n 's/.*Overall exposure level for .*: \([0-9.]*\) \([A-Z]*\).*/\1 \2/p')
-echo "systemd-analyze security with the static-ip drop-in: exposure $score_with"
-extra=$(comm -13 <(echo "$security" | grep '✗' | awk '{print $2}' | sort) <(echo "$with" | grep '✗' | awk '{print $2}' | sort) | tr '\n' ' ')
-check "the drop-in costs only CAP_NET_ADMIN (new findings: $extra), exposure '$score_with' still OK" \
-  sh -c "[ '$extra' = 'CapabilityBoundingSet=~CAP_NET_ADMIN ' ] && case '${score_with#* }' in OK|SAFE|PERFECT) true ;; *) false ;; esac"
-rm -rf "$root/etc/systemd/system/$unit.d" "$work/$unit.d"
-# The OpenStack drop-in: valid; what it adds to the score, printed and
-# checked against what it grants on purpose.
-mkdir -p "$work/$unit.d" "$root/etc/systemd/system/$unit.d"
-cp "$root/usr/share/xen-guest-agent/$dropin_openstack" "$root/etc/systemd/system/$unit.d/openstack.conf"
-cp "$root/usr/share/xen-guest-agent/$dropin_openstack" "$work/$unit.d/openstack.conf"
-if out=$(MANPATH=$root/usr/share/man systemd-analyze verify "$work/$unit" 2>&1) && [ -z "$out" ]; then
-  ok "systemd-analyze verify with the OpenStack drop-in: no complaint"
-else bad "systemd-analyze verify with the OpenStack drop-in"; echo "$out"; fi
-with=$(systemd-analyze security --offline=yes --root="$root" "$unit" 2>&1 || true)
-score_with=$(echo "$with" | sed -n 's/.*Overall exposure level for .*: \([0-9.]*\) \([A-Z]*\).*/\1 \2/p')
-extra=$(comm -13 <(echo "$security" | grep '✗' | awk '{print $2}' | sort) <(echo "$with" | grep '✗' | awk '{print $2}' | sort) | tr '\n' ' ')
-echo "systemd-analyze security with the OpenStack drop-in: exposure $score_with, new findings: $extra"
-check "the OpenStack drop-in costs its three capabilities and no more (new findings: $extra)" \
-  sh -c "[ '$extra' = '$OPENSTACK_FINDINGS' ]"
-rm -rf "$root/etc/systemd/system/$unit.d" "$work/$unit.d"
+# and openstack scenarios link them as the README says).
+# dropin_cost WHAT FILE FINDINGS: FINDINGS are the new ✗ lines' names.
+dropin_cost() {
+  local what=$1 file=$2 findings=$3 out with score_with extra
+  mkdir -p "$work/$unit.d" "$root/etc/systemd/system/$unit.d"
+  cp "$root/usr/share/xen-guest-agent/$file" "$root/etc/systemd/system/$unit.d/$what.conf"
+  cp "$root/usr/share/xen-guest-agent/$file" "$work/$unit.d/$what.conf"
+  if out=$(MANPATH=$root/usr/share/man systemd-analyze verify "$work/$unit" 2>&1) && [ -z "$out" ]; then
+    ok "systemd-analyze verify with the $what drop-in: no complaint"
+  else bad "systemd-analyze verify with the $what drop-in"; echo "$out"; fi
+  with=$(systemd-analyze security --offline=yes --root="$root" "$unit" 2>&1 || true)
+  score_with=$(echo "$with" | sed -n 's/.*Overall exposure level for .*: \([0-9.]*\) \([A-Z]*\).*/\1 \2/p')
+  extra=$(comm -13 <(echo "$security" | grep '✗' | awk '{print $2}' | sort) <(echo "$with" | grep '✗' | awk '{print $2}' | sort) | tr '\n' ' ')
+  echo "systemd-analyze security with the $what drop-in: exposure $score_with, new findings: $extra"
+  check "the $what drop-in costs what it grants and no more (new findings: $extra), exposure '$score_with' still OK" \
+    sh -c "[ '$extra' = '$findings' ] && case '${score_with#* }' in OK|SAFE|PERFECT) true ;; *) false ;; esac"
+  rm -rf "$root/etc/systemd/system/$unit.d" "$work/$unit.d"
+}
+dropin_cost static-ip "$dropin" 'CapabilityBoundingSet=~CAP_NET_ADMIN '
+dropin_cost openstack "$dropin_openstack" \
+  'CapabilityBoundingSet=~CAP_(CHOWN|FSETID|SETFCAP) CapabilityBoundingSet=~CAP_NET_ADMIN CapabilityBoundingSet=~CAP_SYS_ADMIN SystemCallFilter=~@privileged '
 
 echo "=== dpkg -r, then dpkg -P"
 if in_root dpkg -r "$package" > "$log" 2>&1; then ok "dpkg -r"; else bad "dpkg -r"; fi

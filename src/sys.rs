@@ -151,26 +151,41 @@ pub fn check_net_admin() -> Result<(), crate::Error> {
     Ok(())
 }
 
-/// Set the host name lastingly and at once: `/etc/hostname` under `root`
-/// (what the next boot takes; its mode kept) and the kernel's
-/// (sethostname(2), which needs CAP_SYS_ADMIN). For OpenStack's
-/// `resetnetwork`.
-pub fn set_host_name(root: &std::path::Path, name: &str) -> Result<(), crate::Error> {
-    use std::os::unix::fs::PermissionsExt;
-    let file = root.join("etc/hostname");
-    let mode = std::fs::metadata(&file).map_or(0o644, |m| m.permissions().mode() & 0o7777);
-    crate::netconf::persist::write_atomic_mode(&file, &format!("{name}\n"), mode)?;
-    // SAFETY: the pointer and length are those of `name`, which outlives
-    // the call; the kernel copies at most that many bytes.
-    let rc = unsafe { libc::sethostname(name.as_ptr().cast(), name.len() as _) };
-    if rc != 0 {
-        return Err(crate::Error::new(format!(
-            "cannot set the running host name to {name}: {}",
-            io::Error::last_os_error()
-        ))
-        .hint(
-            "the agent needs CAP_SYS_ADMIN for it: see the drop-in xen-guest-agent-openstack.conf",
-        ));
+/// Fill `buf` from the kernel's random source: getrandom(2), or
+/// /dev/urandom where that system call is missing (Linux before 3.17, as
+/// CentOS 7's, where the portable binary runs; FreeBSD before 12).
+pub fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        let rest = &mut buf[filled..];
+        // SAFETY: the pointer and length are those of `rest`, a live
+        // slice the call may write.
+        let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
+        match usize::try_from(n) {
+            Ok(n) => filled += n,
+            Err(_) => {
+                let e = io::Error::last_os_error();
+                match e.raw_os_error() {
+                    Some(libc::EINTR) => continue,
+                    Some(libc::ENOSYS) => return urandom(rest),
+                    _ => return Err(random_error("getrandom", e)),
+                }
+            }
+        }
     }
     Ok(())
+}
+
+fn urandom(buf: &mut [u8]) -> io::Result<()> {
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(buf))
+        .map_err(|e| random_error("/dev/urandom", e))
+}
+
+fn random_error(source: &str, e: io::Error) -> io::Error {
+    io::Error::new(
+        e.kind(),
+        format!("cannot read random bytes ({source}): {e}"),
+    )
 }

@@ -24,7 +24,7 @@ pub mod openstack;
 pub mod static_ip;
 
 use std::collections::BTreeMap;
-use std::path::{Component, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::sync::oneshot;
@@ -96,7 +96,7 @@ impl Requests {
             .hint("leave password out of --allow"));
         }
         if cli.allow.contains(&Allow::Injectfile) {
-            check_inject_paths(&cli.inject_path)?;
+            openstack::inject::check_allowed(&cli.inject_path)?;
         }
         let resetnetwork = openstack
             .as_ref()
@@ -699,27 +699,6 @@ impl Task {
             }
         }
     }
-}
-
-/// `--inject-path`: each an absolute path to a file, written plainly (no
-/// `.`, `..`, `//` or trailing `/`), as `injectfile` requests name them.
-fn check_inject_paths(paths: &[PathBuf]) -> Result<(), Error> {
-    for p in paths {
-        let plain: PathBuf = p.components().collect();
-        let ok = p.is_absolute()
-            && plain.as_os_str() == p.as_os_str()
-            && p.components()
-                .all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
-            && p.file_name().is_some();
-        if !ok {
-            return Err(Error::new(format!(
-                "--inject-path {}: not an absolute path to a file",
-                p.display()
-            ))
-            .hint("write it as requests name it, e.g. /root/.ssh/authorized_keys"));
-        }
-    }
-    Ok(())
 }
 
 /// `error-msg` within xenstore's value limit.

@@ -12,7 +12,7 @@
 //! internal state, registers and stack copies are out of its reach).
 
 use std::fmt::{self, Write as _};
-use std::io::{self, Read as _};
+use std::io;
 
 use aes::cipher::generic_array::GenericArray;
 use aes::cipher::{BlockDecryptMut, KeyIvInit};
@@ -43,7 +43,7 @@ impl KeyExchange {
     /// `keyinit` command. Fails only when that source cannot be read.
     pub fn new() -> Result<KeyExchange, io::Error> {
         let mut bytes = Zeroizing::new([0u8; 16]);
-        fill_random(&mut *bytes)?;
+        crate::sys::random_bytes(&mut *bytes)?;
         let mut r = u128::from_le_bytes(*bytes);
         // Into [2, p − 2]: keys 0, 1 and p − 1 would give away the secret.
         // The bias of the remainder (about 2^-21) does not matter here.
@@ -383,44 +383,6 @@ fn fold(x: u128) -> u128 {
     } else {
         x
     }
-}
-
-/// Fill `buf` from the kernel's random source: getrandom(2), or
-/// /dev/urandom where that system call is missing (Linux before 3.17,
-/// FreeBSD before 12).
-fn fill_random(buf: &mut [u8]) -> Result<(), io::Error> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        let rest = &mut buf[filled..];
-        // SAFETY: the pointer and length are those of `rest`, a live
-        // slice the call may write.
-        let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
-        match usize::try_from(n) {
-            Ok(n) => filled += n,
-            Err(_) => {
-                let e = io::Error::last_os_error();
-                match e.raw_os_error() {
-                    Some(libc::EINTR) => continue,
-                    Some(libc::ENOSYS) => return urandom(rest),
-                    _ => return Err(random_error("getrandom", e)),
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-fn urandom(buf: &mut [u8]) -> Result<(), io::Error> {
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(buf))
-        .map_err(|e| random_error("/dev/urandom", e))
-}
-
-fn random_error(source: &str, e: io::Error) -> io::Error {
-    io::Error::new(
-        e.kind(),
-        format!("cannot read random bytes for a key exchange ({source}): {e}"),
-    )
 }
 
 #[cfg(test)]

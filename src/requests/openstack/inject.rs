@@ -232,6 +232,22 @@ fn check_path(path: &[u8]) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// `--inject-path`: each a path [`parse`] would take from a request
+/// (absolute, no `.`, `..`, `//` or trailing `/`), or the agent refuses to
+/// start, saying which.
+pub fn check_allowed(paths: &[PathBuf]) -> Result<(), crate::Error> {
+    for p in paths {
+        check_path(p.as_os_str().as_bytes()).map_err(|why| {
+            crate::Error::new(format!(
+                "--inject-path {}: not a path a request can name: {why}",
+                p.display()
+            ))
+            .hint("write it absolute and plain, e.g. /root/.ssh/authorized_keys")
+        })?;
+    }
+    Ok(())
+}
+
 /// Write `contents` as `<root><path>` (root: `/`; tests: a temporary
 /// directory) when `path` is exactly one of `allowed`, through real
 /// directories only (missing ones created 0700, owned by the agent's user),

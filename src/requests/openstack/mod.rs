@@ -174,6 +174,30 @@ impl Commands {
     }
 }
 
+/// Set the host name lastingly and at once: `/etc/hostname` under `root`
+/// (what the next boot takes; its mode kept) and the kernel's
+/// (sethostname(2), which needs CAP_SYS_ADMIN). For OpenStack's
+/// `resetnetwork`.
+fn set_host_name(root: &Path, name: &str) -> Result<(), crate::Error> {
+    use std::os::unix::fs::PermissionsExt;
+    let file = root.join("etc/hostname");
+    let mode = std::fs::metadata(&file).map_or(0o644, |m| m.permissions().mode() & 0o7777);
+    crate::netconf::persist::write_atomic_mode(&file, &format!("{name}\n"), mode)?;
+    // SAFETY: the pointer and length are those of `name`, which outlives
+    // the call; the kernel copies at most that many bytes.
+    let rc = unsafe { libc::sethostname(name.as_ptr().cast(), name.len() as _) };
+    if rc != 0 {
+        return Err(crate::Error::new(format!(
+            "cannot set the running host name to {name}: {}",
+            std::io::Error::last_os_error()
+        ))
+        .hint(
+            "the agent needs CAP_SYS_ADMIN for it: see the drop-in xen-guest-agent-openstack.conf",
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 thread_local! {
     /// The step at which a test makes a file edit (shadow, inject) fail.
@@ -249,7 +273,7 @@ pub async fn reset_network(
                 failed = true;
                 said.push(format!("refused: {e}"));
             }
-            Ok(name) => match crate::sys::set_host_name(root, &name) {
+            Ok(name) => match set_host_name(root, &name) {
                 Ok(()) => said.push(format!("host name {name}: done")),
                 Err(e) => {
                     failed = true;

@@ -10,7 +10,7 @@
 //! leaves one file or the other, never a mix.
 //!
 //! The hash is SHA-512 crypt (`$6$`, the default 5000 rounds, a
-//! 16-character salt from `/dev/urandom`), which every Linux PAM reads. A
+//! 16-character salt from the kernel's random source), which every Linux PAM reads. A
 //! locked account (`!` before the hash) is unlocked: `passwd` does the same
 //! when it sets a password, and nova's operator asks for a password to log
 //! in with.
@@ -226,13 +226,11 @@ fn check_password(password: &str) -> Result<(), ShadowError> {
 /// format (`$6$<salt>$<86 characters>`).
 fn hash(password: &[u8]) -> Result<Zeroizing<String>, ShadowError> {
     let mut random = Zeroizing::new([0u8; 16]);
-    File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut random[..]))
-        .map_err(|source| ShadowError::Io {
-            what: "cannot read a salt from",
-            file: PathBuf::from("/dev/urandom"),
-            source,
-        })?;
+    crate::sys::random_bytes(&mut random[..]).map_err(|source| ShadowError::Io {
+        what: "cannot draw a salt from",
+        file: PathBuf::from("the kernel's random source"),
+        source,
+    })?;
     // 256 is a multiple of 64: each character is uniform.
     let salt: Zeroizing<Vec<u8>> = Zeroizing::new(
         random

@@ -323,3 +323,27 @@ fn parse_then_write() {
     let done = write(&root.0, &allowed(), &path, &contents).unwrap();
     assert_eq!(fs::read(done.path).unwrap(), b"ssh-rsa AAAAB3 x,y\n");
 }
+
+#[test]
+fn inject_paths_on_the_command_line_are_checked_as_requests_are() {
+    let paths = |l: &[&str]| l.iter().map(PathBuf::from).collect::<Vec<_>>();
+    assert!(check_allowed(&paths(&[AUTHORIZED_KEYS, "/home/u/.ssh/authorized_keys"])).is_ok());
+    for bad in [
+        "root/.ssh/authorized_keys",
+        "/root/../etc/passwd",
+        "/root/./x",
+        "/root//x",
+        "/root/.ssh/",
+        "/",
+    ] {
+        let e = check_allowed(&paths(&[AUTHORIZED_KEYS, bad]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(&format!(
+                "--inject-path {bad}: not a path a request can name: "
+            )),
+            "{e}"
+        );
+    }
+}
