@@ -79,7 +79,8 @@ pub enum Outcome {
     Unchanged,
     /// Reconcile or Publish: the canary read inside the transaction is not
     /// what we wrote (a new domain after a resume or migration, or dom0
-    /// reset it): nothing was committed, everything must be reconciled.
+    /// reset it), or a reconciliation's tree changed since its read-back:
+    /// nothing was committed, everything must be reconciled.
     Mismatch,
     /// The transaction conflicted with another writer (`EAGAIN`): nothing
     /// was committed.

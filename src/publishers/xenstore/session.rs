@@ -6,7 +6,10 @@
 //! it is not what the agent last wrote, the tree under the transaction is
 //! not ours (a new domain after a resume or migration), nothing is committed
 //! and everything is reconciled instead, so that a change set can never
-//! leave a partial tree behind.
+//! leave a partial tree behind. A reconciliation's transaction also reads
+//! again which subtrees exist and the kept nodes: its read-back is outside
+//! the transaction, and where there was no canary to compare, only these
+//! tell a new domain that came in between.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -40,6 +43,17 @@ const WATCHES: [(&str, &str); 2] = [(DOMAIN_ID, "domain"), (SRIOV_VFS, "sriov")]
 /// Most nodes read back under the owned subtrees (the per-domain quota is
 /// 1000): a bound on what a confused tree can cost.
 const MAX_READ_BACK: usize = 8192;
+
+/// What a full reconciliation's read-back found of the tree's shape: the
+/// reconciled subtrees that exist and the kept nodes' values. Its
+/// transaction reads them again as it starts: the read-back is outside any
+/// transaction, and where there was no canary (a first start, a lost tree)
+/// only this tells a new domain after it from the tree it read.
+#[derive(Debug, PartialEq, Eq)]
+struct Shape {
+    roots: Vec<bool>,
+    kept: Vec<Option<String>>,
+}
 
 /// What a watch event asks for.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -282,7 +296,7 @@ impl Session {
     /// schema's), then make it what `guest` renders to: what is true stays
     /// untouched, what is stale goes, what is missing is written.
     pub async fn reconcile(&mut self, guest: &Guest) -> Outcome {
-        let (existing, updated) = match self.read_back().await {
+        let (existing, updated, shape) = match self.read_back().await {
             Ok(x) => x,
             Err(e) => return self.lost(e),
         };
@@ -301,7 +315,7 @@ impl Session {
             self.back();
             return Outcome::Committed { refused: false };
         }
-        let outcome = self.transact(&ops, existing, updated, true).await;
+        let outcome = self.transact(&ops, existing, updated, Some(&shape)).await;
         if let Outcome::Committed { .. } = outcome {
             self.back();
         }
@@ -316,7 +330,7 @@ impl Session {
             return Outcome::Unchanged;
         }
         let (base, expected) = (self.written.clone(), self.canary.clone());
-        self.transact(&ops, base, expected, false).await
+        self.transact(&ops, base, expected, None).await
     }
 
     /// What the schema wants, but for `data/updated` (ours) and the nodes
@@ -331,13 +345,17 @@ impl Session {
     /// The leaves under the reconciled subtrees, the schema's kept nodes and
     /// `data/updated`, read
     /// outside any transaction (oxenstored limits the requests of one),
-    /// one batch per level of the tree.
-    async fn read_back(&mut self) -> Result<(Nodes, Option<String>), Lost> {
+    /// one batch per level of the tree; and the tree's [`Shape`].
+    async fn read_back(&mut self) -> Result<(Nodes, Option<String>, Shape), Lost> {
         let mut nodes = Nodes::new();
         let mut level: Vec<String> = self.reconciled.iter().map(|r| r.to_string()).collect();
         let mut updated = None;
         let mut first = true;
         let kept = self.schema.kept();
+        let mut shape = Shape {
+            roots: Vec::with_capacity(level.len()),
+            kept: Vec::with_capacity(kept.len()),
+        };
         while !level.is_empty() {
             let mut requests = Vec::with_capacity(2 * level.len() + 1);
             if first {
@@ -352,19 +370,31 @@ impl Session {
                 requests.push(Request::Directory { tx: 0, path });
             }
             let mut answers = self.batch(&requests).await?.into_iter();
-            if std::mem::take(&mut first) {
+            let top = std::mem::take(&mut first);
+            if top {
                 if let Some(Ok(Reply::Value(v))) = answers.next() {
                     updated = Some(v);
                 }
                 for path in kept {
-                    if let Some(Ok(Reply::Value(v))) = answers.next() {
-                        nodes.insert(path.to_string(), v);
+                    let value = match answers.next() {
+                        Some(Ok(Reply::Value(v))) => Some(v),
+                        _ => None,
+                    };
+                    if let Some(v) = &value {
+                        nodes.insert(path.to_string(), v.clone());
                     }
+                    shape.kept.push(value);
                 }
             }
             let mut next = Vec::new();
             for path in level {
-                match (answers.next(), answers.next()) {
+                let answer = (answers.next(), answers.next());
+                if top {
+                    shape
+                        .roots
+                        .push(matches!(answer.0, Some(Ok(Reply::Value(_)))));
+                }
+                match answer {
                     (Some(Ok(Reply::Value(v))), Some(Ok(Reply::Children(c)))) if c.is_empty() => {
                         nodes.insert(path, v);
                     }
@@ -384,7 +414,36 @@ impl Session {
             }
             level = next;
         }
-        Ok((nodes, updated))
+        Ok((nodes, updated, shape))
+    }
+
+    /// Requests that read the tree's [`Shape`] again (right after
+    /// `TransactionStart`, in its batch).
+    fn shape_requests(&self) -> Vec<Request<'static>> {
+        let roots = self.reconciled.iter().copied();
+        roots
+            .chain(self.schema.kept().iter().copied())
+            .map(|path| Request::Read { tx: 0, path })
+            .collect()
+    }
+
+    /// The [`Shape`] from the answers to [`Session::shape_requests`].
+    fn shape_of(&self, answers: &mut impl Iterator<Item = Answer>) -> Shape {
+        let roots = self
+            .reconciled
+            .iter()
+            .map(|_| matches!(answers.next(), Some(Ok(Reply::Value(_)))))
+            .collect();
+        let kept = self
+            .schema
+            .kept()
+            .iter()
+            .map(|_| match answers.next() {
+                Some(Ok(Reply::Value(v))) => Some(v),
+                _ => None,
+            })
+            .collect();
+        Shape { roots, kept }
     }
 
     /// `ops` in one transaction over `base` (what xenstore holds before
@@ -395,19 +454,23 @@ impl Session {
         ops: &[Op],
         mut base: Nodes,
         expected: Option<String>,
-        full: bool,
+        shape: Option<&Shape>,
     ) -> Outcome {
-        // The start and the canary, in one batch: the canary is read just
-        // after the transaction's start (its id is not known before). A new
-        // domain after it makes the commit fail (EAGAIN), and the retry
-        // reads the canary again.
-        let start = [
+        // The start and the canary (and a reconciliation's shape), in one
+        // batch: they are read just after the transaction's start (its id
+        // is not known before). A new domain after it makes the commit
+        // fail (EAGAIN), and the retry reads them again.
+        let full = shape.is_some();
+        let mut start = vec![
             Request::TransactionStart,
             Request::Read {
                 tx: 0,
                 path: UPDATED,
             },
         ];
+        if full {
+            start.extend(self.shape_requests());
+        }
         let answers = match self.batch(&start).await {
             Ok(a) => a,
             Err(e) => return self.lost(e),
@@ -421,10 +484,15 @@ impl Session {
             Some(Ok(Reply::Value(v))) => Some(v),
             _ => None,
         };
-        // (A reconciliation, which reads everything back, needs no canary.)
         if canary != expected || (!full && self.stamp_missing) {
             self.mismatch();
             return self.abort(tx, Outcome::Mismatch).await;
+        }
+        if let Some(read) = shape {
+            if self.shape_of(&mut answers) != *read {
+                self.new_domain("the agent's xenstore nodes changed while they were read back");
+                return self.abort(tx, Outcome::Mismatch).await;
+            }
         }
 
         // The operations, the stamp and the commit, in one batch. Within
@@ -580,17 +648,14 @@ impl Session {
             self.written.clear();
             self.denied.clear();
         } else {
-            self.new_domain();
+            self.new_domain(&format!("{UPDATED} is no longer what the agent wrote"));
         }
     }
 
     /// What we wrote is gone (a new domain): refusals were the old
     /// domain's, and its nodes are not there any more.
-    fn new_domain(&mut self) {
-        log::info!(
-            "{UPDATED} is no longer what the agent wrote (resume, restore or migration?): \
-             publishing everything again"
-        );
+    fn new_domain(&mut self, what: &str) {
+        log::info!("{what} (resume, restore or migration?): publishing everything again");
         self.denied.clear();
         self.noted.clear();
         self.written.clear();

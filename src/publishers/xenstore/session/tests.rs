@@ -387,6 +387,48 @@ async fn a_tree_whose_data_updated_was_refused_is_not_taken_for_an_empty_one() {
     assert!(tree(&m).is_empty(), "a partial tree: {:?}", tree(&m));
 }
 
+/// A read-back with no canary, then a new domain before the transaction
+/// after it: the canary is absent in both trees, so only what the
+/// transaction reads again at its start can tell them apart.
+async fn a_new_domain_after_a_read_back_without_canary(before: Nodes) {
+    let m = Memory::default();
+    for (path, value) in &before {
+        m.lock().tree.write(path, value);
+    }
+    // XAPI's new domain: everything of the guest's gone,
+    // control/feature-balloon made again, empty.
+    m.lock().faults.before_transaction = Some(Box::new(|t| {
+        t.clear();
+        t.write("control/feature-balloon", "");
+    }));
+    let mut s = std_session(&m);
+    let g = guest(500, &["10.0.0.1"]);
+    assert_eq!(s.connect().await, Outcome::Connected);
+    assert_eq!(s.reconcile(&g).await, Outcome::Mismatch);
+    assert_eq!(s.reconcile(&g).await, Outcome::Committed { refused: false });
+    assert_eq!(tree(&m), std_tree(&g, "T"));
+}
+
+#[tokio::test]
+async fn a_kept_node_dom0_made_again_after_the_read_back_is_written() {
+    // The soak (seed 889126243): a lossy xenstored restart kept only
+    // control/feature-balloon = "1", a new domain came between the
+    // read-back and the transaction, and the new domain's empty
+    // feature-balloon stayed empty: squeezed would never balloon it.
+    let mut before = Nodes::new();
+    before.insert("control/feature-balloon".into(), "1".into());
+    a_new_domain_after_a_read_back_without_canary(before).await;
+}
+
+#[tokio::test]
+async fn a_tree_without_canary_gone_after_the_read_back_is_written_whole() {
+    // Our nodes without data/updated (its stamp was refused, then the
+    // agent restarted): the new domain has none of them.
+    let mut before = std_tree(&guest(500, &["10.0.0.1"]), "T");
+    before.remove(UPDATED);
+    a_new_domain_after_a_read_back_without_canary(before).await;
+}
+
 #[tokio::test]
 async fn data_updated_is_not_rewritten_within_the_same_second() {
     let m = Memory::default();

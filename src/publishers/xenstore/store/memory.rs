@@ -35,6 +35,10 @@ pub struct Inner {
     pub faults: Faults,
 }
 
+/// A change a test makes to the committed tree.
+#[cfg(test)]
+pub type Meddle = Box<dyn FnOnce(&mut MemTree) + Send>;
+
 /// What a test makes the store do wrong.
 #[cfg(test)]
 #[derive(Default)]
@@ -53,6 +57,9 @@ pub struct Faults {
     pub refuse_connects: u32,
     /// Watch events for the publisher.
     pub events: std::collections::VecDeque<super::super::native::WatchEvent>,
+    /// Done to the tree just before the next transaction starts (dom0
+    /// between a read-back and the transaction after it).
+    pub before_transaction: Option<Meddle>,
     /// Batches made, and requests in them.
     pub batches: u32,
     /// Requests made.
@@ -181,6 +188,10 @@ impl Inner {
                 Ok(Reply::Perms(Vec::new()))
             }
             Request::TransactionStart => {
+                #[cfg(test)]
+                if let Some(meddle) = self.faults.before_transaction.take() {
+                    meddle(&mut self.tree);
+                }
                 self.next_tx += 1;
                 let t = Transaction {
                     tree: self.tree.clone(),
