@@ -376,10 +376,7 @@ impl Session {
                     updated = Some(v);
                 }
                 for path in kept {
-                    let value = match answers.next() {
-                        Some(Ok(Reply::Value(v))) => Some(v),
-                        _ => None,
-                    };
+                    let value = value(answers.next());
                     if let Some(v) = &value {
                         nodes.insert(path.to_string(), v.clone());
                     }
@@ -438,10 +435,7 @@ impl Session {
             .schema
             .kept()
             .iter()
-            .map(|_| match answers.next() {
-                Some(Ok(Reply::Value(v))) => Some(v),
-                _ => None,
-            })
+            .map(|_| value(answers.next()))
             .collect();
         Shape { roots, kept }
     }
@@ -480,10 +474,7 @@ impl Session {
             Some(Ok(Reply::Transaction(tx))) => tx,
             other => return self.refused("start a transaction", other),
         };
-        let canary = match answers.next() {
-            Some(Ok(Reply::Value(v))) => Some(v),
-            _ => None,
-        };
+        let canary = value(answers.next());
         if canary != expected || (!full && self.stamp_missing) {
             self.mismatch();
             return self.abort(tx, Outcome::Mismatch).await;
@@ -687,6 +678,14 @@ impl Session {
         if self.noted.insert(path.to_owned()) {
             log::log!(level, "xenstore node {path}: {what}");
         }
+    }
+}
+
+/// The value a read answered, if it did.
+fn value(answer: Option<Answer>) -> Option<String> {
+    match answer {
+        Some(Ok(Reply::Value(v))) => Some(v),
+        _ => None,
     }
 }
 
